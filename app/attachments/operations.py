@@ -1,0 +1,78 @@
+"""Store uploaded files and read them back verified."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from app.attachments.filenames import inspect_filename, sniff_content_type
+from app.attachments.models import Attachment
+from app.attachments.storage import ContentStore, FileTooLarge, StoredBlob
+from app.core.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("estafette.security")
+
+
+@dataclass
+class Upload:
+    """A file received from a form, an API call or an e-mail, before storage."""
+
+    stream: BinaryIO
+    filename: str | None
+    kind: str = "attachment"
+
+
+@dataclass
+class StoredUpload:
+    blob: StoredBlob
+    display_name: str
+    content_type: str
+    kind: str
+
+    def to_attachment(self, uploaded_by_id: int | None) -> Attachment:
+        return Attachment(
+            sha256=self.blob.sha256,
+            size=self.blob.size,
+            display_name=self.display_name,
+            content_type=self.content_type,
+            kind=self.kind,
+            uploaded_by_id=uploaded_by_id,
+        )
+
+
+def content_store() -> ContentStore:
+    return ContentStore(Path(current_app.config["STORAGE_ROOT"]))
+
+
+def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
+    """Write ``upload`` to the content store and check its type.
+
+    Runs before the database transaction: a file whose row is never committed
+    stays unreferenced and the storage sweep removes it later.
+    """
+    display_name, suspicious = inspect_filename(upload.filename)
+    if suspicious:
+        security_log.warning(
+            "suspicious attachment name %r from %s stored as %r", upload.filename, actor_name, display_name
+        )
+    store = content_store()
+    limit = int(current_app.config["MAX_UPLOAD_BYTES"])
+    try:
+        blob = store.put_stream(upload.stream, limit)
+    except FileTooLarge:
+        raise ValidationFailed(
+            {"attachments": [str(_l("The file %(name)s is larger than the limit of %(limit)s MB.", name=display_name, limit=limit // (1024 * 1024)))]}
+        ) from None
+    content_type = sniff_content_type(blob.path, display_name)
+    if content_type is None:
+        log.info("upload %r rejected: unsupported content", display_name)
+        raise ValidationFailed(
+            {"attachments": [str(_l("The file %(name)s is not an accepted type: send PDF, PNG, JPEG, TIFF, .eml, .docx or .odt.", name=display_name))]}
+        )
+    return StoredUpload(blob, display_name, content_type, upload.kind)

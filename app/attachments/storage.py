@@ -1,0 +1,301 @@
+"""Content-addressed store for attachment files.
+
+Each file is stored once under ``<root>/objects/<aa>/<bb>/<sha256>``, where
+``aa`` and ``bb`` are the first two pairs of hex digits of its SHA-256.
+Uploads are first written to ``<root>/tmp`` and linked into place only when
+complete, so a reader never sees a partial object. Database rows refer to a
+file by its SHA-256, and :meth:`ContentStore.sweep` deletes unreferenced
+objects after a grace period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "BlobNotFound",
+    "ContentStore",
+    "CorruptBlob",
+    "FileTooLarge",
+    "InvalidDigest",
+    "StorageError",
+    "StoredBlob",
+]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 64 * 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_TEMP_PREFIX = "upload-"
+
+
+class StorageError(Exception):
+    """Base class of store errors, with a stable ``code`` and the offending ``value``."""
+
+    code = "storage_error"
+
+    def __init__(self, value: str | int, message: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class InvalidDigest(StorageError, ValueError):
+    """Error for a SHA-256 string that is not 64 lowercase hexadecimal characters."""
+
+    code = "invalid_sha256"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value, f"invalid SHA-256 {value!r}: expected 64 lowercase hexadecimal characters")
+
+
+class FileTooLarge(StorageError):
+    """Error for an upload larger than its limit, ``max_bytes``."""
+
+    code = "file_too_large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes, f"file too large: the limit is {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+class BlobNotFound(StorageError):
+    """Error for a SHA-256 with no stored object."""
+
+    code = "blob_not_found"
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(sha256, f"stored file {sha256} not found")
+        self.sha256 = sha256
+
+
+class CorruptBlob(StorageError):
+    """Error for a stored object whose content no longer matches its SHA-256."""
+
+    code = "corrupt_blob"
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(sha256, f"stored file {sha256} is corrupt: its content does not match its SHA-256")
+        self.sha256 = sha256
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A stored file: its SHA-256 (lowercase hex), size in bytes and object path."""
+
+    sha256: str
+    size: int
+    path: Path
+
+
+def _hash_file(file: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: file.read(CHUNK_SIZE), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_directory(path: Path) -> None:
+    """Flush a directory entry so a new link survives a crash."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class ContentStore:
+    """Files stored under ``root`` by SHA-256 of their content.
+
+    The store never writes outside ``root``, because object paths are built
+    only from validated SHA-256 strings and temporary files go to ``root/tmp``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects_dir = self.root / "objects"
+        self.tmp_dir = self.root / "tmp"
+        self.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    # --- Paths -----------------------------------------------------------
+
+    def path_for(self, sha256: str) -> Path:
+        """Return the object path for ``sha256``.
+
+        Raises InvalidDigest (a ValueError) unless ``sha256`` is exactly 64
+        lowercase hex characters, which rules out separators and ``..``.
+        """
+        if not isinstance(sha256, str) or _SHA256_HEX.fullmatch(sha256) is None:
+            raise InvalidDigest(sha256)
+        return self.objects_dir / sha256[0:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Tell whether an object is stored for ``sha256`` (without checking its content)."""
+        return self.path_for(sha256).is_file()
+
+    # --- Writing ---------------------------------------------------------
+
+    def put_stream(self, stream: BinaryIO, max_bytes: int) -> StoredBlob:
+        """Store the content of ``stream`` and return its blob.
+
+        The content is written to a temporary file (mode 0o600) in
+        ``root/tmp`` and hashed on the way. More than ``max_bytes`` bytes
+        raises FileTooLarge after the temporary file is removed. The file is
+        fsynced, then hard-linked to its object path. When the object already
+        exists with matching content, it is kept and the new copy dropped.
+        Only an existing object whose content no longer matches its SHA-256
+        is overwritten, by the verified new copy.
+        """
+        descriptor, temp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=_TEMP_PREFIX, suffix=".part")
+        temp_path = Path(temp_name)
+        try:
+            with os.fdopen(descriptor, "wb") as temp_file:
+                sha256, size = self._copy_limited(stream, temp_file, max_bytes)
+                temp_file.flush()
+                os.fsync(temp_file.fileno())
+            return self._publish(temp_path, sha256, size)
+        finally:
+            temp_path.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes, max_bytes: int | None = None) -> StoredBlob:
+        """Store ``data``. Without ``max_bytes``, no size limit applies."""
+        limit = len(data) if max_bytes is None else max_bytes
+        return self.put_stream(io.BytesIO(data), limit)
+
+    @staticmethod
+    def _copy_limited(source: BinaryIO, target: BinaryIO, max_bytes: int) -> tuple[str, int]:
+        """Copy ``source`` to ``target``, returning the SHA-256 and the size."""
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := source.read(CHUNK_SIZE):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FileTooLarge(max_bytes)
+            digest.update(chunk)
+            target.write(chunk)
+        return digest.hexdigest(), size
+
+    def _publish(self, temp_path: Path, sha256: str, size: int) -> StoredBlob:
+        """Link a complete temporary file to its object path."""
+        object_path = self.path_for(sha256)
+        object_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.link(temp_path, object_path)
+        except FileExistsError:
+            return self._reuse_existing(temp_path, object_path, sha256, size)
+
+        _fsync_directory(object_path.parent)
+        logger.info("Stored blob %s (%s bytes)", sha256, size)
+        return StoredBlob(sha256=sha256, size=size, path=object_path)
+
+    def _reuse_existing(self, temp_path: Path, object_path: Path, sha256: str, size: int) -> StoredBlob:
+        try:
+            with object_path.open("rb") as existing:
+                existing_sha256 = _hash_file(existing)
+        except FileNotFoundError:
+            # If sweep() deleted the object after os.link() failed, link again.
+            return self._publish(temp_path, sha256, size)
+
+        if existing_sha256 == sha256:
+            # Refresh the time stamp so sweep() grants the new reference its grace period.
+            os.utime(object_path)
+            logger.info("Blob %s already stored, reusing it", sha256)
+        else:
+            logger.error(
+                "Hash mismatch for blob %s: stored file hashes to %s, replacing it with the new upload",
+                sha256,
+                existing_sha256,
+            )
+            os.replace(temp_path, object_path)
+            _fsync_directory(object_path.parent)
+        return StoredBlob(sha256=sha256, size=size, path=object_path)
+
+    # --- Reading ---------------------------------------------------------
+
+    def open_verified(self, sha256: str) -> BinaryIO:
+        """Open a stored object for reading after checking its SHA-256.
+
+        The hash is computed on the returned handle, which is then rewound,
+        so the caller reads exactly the bytes that were checked. Raises
+        BlobNotFound when no object exists and CorruptBlob on a mismatch.
+        """
+        path = self.path_for(sha256)
+        try:
+            file = path.open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+
+        try:
+            actual_sha256 = _hash_file(file)
+            if actual_sha256 != sha256:
+                logger.error("Hash mismatch for blob %s: stored file hashes to %s", sha256, actual_sha256)
+                raise CorruptBlob(sha256)
+            file.seek(0)
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+    def read_verified(self, sha256: str) -> Path:
+        """Return the path of a stored object after checking its SHA-256.
+
+        Raises BlobNotFound or CorruptBlob like :meth:`open_verified`.
+        """
+        with self.open_verified(sha256):
+            pass
+        return self.path_for(sha256)
+
+    # --- Garbage collection ----------------------------------------------
+
+    def sweep(self, referenced: Iterable[str], older_than: timedelta) -> list[str]:
+        """Delete unreferenced objects and stale temporary files.
+
+        An object is deleted only when its SHA-256 is not in ``referenced``
+        and its modification time is more than ``older_than`` ago, so a file
+        stored just before its database row commits is kept. Temporary files
+        older than ``older_than`` are deleted too. Returns the SHA-256 of the
+        deleted objects, sorted. Empty shard directories are left in place
+        because a concurrent put_stream() may be about to link into them.
+        """
+        # NOTE: there is no lock between sweep() and put_stream(). If an upload
+        # reuses an old unreferenced object in the instant between the age
+        # check and the unlink below, that object is lost. Run sweep() at a
+        # time of day with no uploads.
+        keep = {value.lower() for value in referenced}
+        cutoff = time.time() - older_than.total_seconds()
+        deleted: list[str] = []
+
+        for object_path in self.objects_dir.glob("*/*/*"):
+            sha256 = object_path.name
+            if _SHA256_HEX.fullmatch(sha256) is None or sha256 in keep:
+                continue
+            if self._delete_if_older(object_path, cutoff):
+                deleted.append(sha256)
+                logger.info("Deleted unreferenced blob %s", sha256)
+
+        for temp_path in self.tmp_dir.glob(f"{_TEMP_PREFIX}*"):
+            if self._delete_if_older(temp_path, cutoff):
+                logger.info("Deleted stale temporary file %s", temp_path.name)
+
+        return sorted(deleted)
+
+    @staticmethod
+    def _delete_if_older(path: Path, cutoff: float) -> bool:
+        try:
+            if not path.is_file() or path.stat().st_mtime >= cutoff:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,86 @@
+"""Errors found in the schema files, rendered in the reader's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+# One message per error code; pydantic's error types are mapped onto these codes.
+MESSAGES = {
+    "yaml_syntax": _l("invalid YAML (check indentation and quotes): %(detail)s"),
+    "duplicate_key": _l("this key is written twice in the same block"),
+    "file_not_mapping": _l("the file must be a mapping of sections such as 'departments:' or 'mail_types:'"),
+    "unknown_section": _l("unknown section; expected one of: %(expected)s"),
+    "section_not_list": _l("this section must be a list of items, each starting with '- '"),
+    "section_empty": _l("the section '%(key)s' is declared in no file, but is required"),
+    "missing": _l("required key is missing"),
+    "extra_forbidden": _l("unknown key; check its spelling against the schema format"),
+    "literal_error": _l("invalid value %(input)s: expected one of %(expected)s"),
+    "string_type": _l("invalid value %(input)s: a text is expected"),
+    "int_type": _l("invalid value %(input)s: a whole number is expected"),
+    "int_parsing": _l("invalid value %(input)s: a whole number is expected"),
+    "bool_type": _l("invalid value %(input)s: true or false is expected"),
+    "bool_parsing": _l("invalid value %(input)s: true or false is expected"),
+    "decimal_parsing": _l("invalid value %(input)s: a number is expected"),
+    "list_type": _l("invalid value: a list is expected"),
+    "model_type": _l("invalid value: a block of keys is expected"),
+    "dict_type": _l("invalid value: a block of keys is expected"),
+    "string_pattern_mismatch": _l("invalid value %(input)s: it must match %(pattern)s"),
+    "string_too_short": _l("the value must not be empty"),
+    "too_short": _l("the list must not be empty"),
+    "greater_than": _l("invalid value %(input)s: it must be greater than %(limit)s"),
+    "greater_than_equal": _l("invalid value %(input)s: it must be at least %(limit)s"),
+    "less_than_equal": _l("invalid value %(input)s: it must be at most %(limit)s"),
+    "value_error": _l("invalid value: %(detail)s"),
+    "duplicate_id": _l("the id '%(id)s' is already declared (%(other)s)"),
+    "unknown_department": _l("unknown department '%(code)s': declare it in the departments section"),
+    "unknown_calendar": _l("unknown calendar '%(zone)s'; expected one of: %(expected)s"),
+    "department_cycle": _l("the department tree has a cycle: %(cycle)s"),
+    "missing_register": _l("no register declares a registration number format for category '%(category)s'"),
+    "choices_missing": _l("a field of type choice needs a list of choices"),
+    "choices_unexpected": _l("choices are only allowed on fields of type choice, not %(type)s"),
+    "min_above_max": _l("min is greater than max"),
+    "unknown_mail_type": _l("unknown mail type '%(id)s'"),
+    "unknown_status": _l("unknown status '%(id)s'"),
+    "initial_status_count": _l("exactly one status must be marked initial: true (found %(count)s)"),
+    "invalid": _l("invalid value: %(detail)s"),
+}
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    """One problem in one schema file, located by line and dotted key."""
+
+    file: str
+    line: int
+    key: str
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_pydantic(cls, file: str, line: int, key: str, error: Any) -> SchemaError:
+        code = error["type"]
+        context = error.get("ctx") or {}
+        params: dict[str, Any] = {
+            "input": repr(error.get("input")) if not isinstance(error.get("input"), (dict, list)) else "",
+            "expected": context.get("expected", ""),
+            "pattern": context.get("pattern", ""),
+            "limit": context.get("gt", context.get("ge", context.get("le", ""))),
+            "detail": str(context.get("error", error.get("msg", ""))),
+        }
+        if code not in MESSAGES:
+            params["detail"] = error.get("msg", code)
+            code = "invalid"
+        return cls(file, line, key, code, params)
+
+    def message(self) -> str:
+        """Return the message in the current locale (French unless forced otherwise)."""
+        params = {"key": self.key, **self.params}
+        return str(MESSAGES[self.code]) % params
+
+    def __str__(self) -> str:
+        location = f"{self.file}:{self.line}" if self.file else "schemas"
+        key = f" [{self.key}]" if self.key else ""
+        return f"{location}{key}: {self.message()}"

@@ -1,0 +1,184 @@
+"""Validation of a mail type's custom fields, on every write.
+
+Values are stored in the mail's JSON column in a portable form: decimals as
+strings ("12345.50"), dates as ISO strings, integers and booleans as such,
+choices by their stable value.  Removing a field from the schema keeps the
+values already stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask_babel import gettext as _
+
+from app.configuration.specs import FieldSpec, MailTypeSpec
+from app.core.parsing import ParseError, parse_date, parse_decimal
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TEXT_LENGTH = 20000
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def clean_field_values(
+    spec: MailTypeSpec, raw: dict[str, Any], locale: str = "fr"
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Return (stored values, errors by field id) for ``raw`` input of ``spec``'s fields.
+
+    Keys that the type does not declare are rejected, so a typo in an API call
+    does not silently drop data.
+    """
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for key in raw:
+        if spec.field(key) is None:
+            errors.setdefault(key, []).append(_("Unknown field for this mail type."))
+
+    for field_spec in spec.fields:
+        value = raw.get(field_spec.id)
+        if _is_empty(value) or (field_spec.type == "boolean" and value is None):
+            if field_spec.required and field_spec.type != "boolean":
+                errors.setdefault(field_spec.id, []).append(_("This field is required."))
+            continue
+        try:
+            values[field_spec.id] = _clean_value(field_spec, value, locale)
+        except FieldInvalid as exc:
+            errors.setdefault(field_spec.id, []).append(str(exc))
+    return values, errors
+
+
+class FieldInvalid(ValueError):
+    pass
+
+
+def _clean_value(spec: FieldSpec, value: Any, locale: str) -> Any:
+    cleaner = _CLEANERS[spec.type]
+    return cleaner(spec, value, locale)
+
+
+def _clean_string(spec: FieldSpec, value: Any, locale: str) -> str:
+    text = str(value).strip()
+    limit = spec.max_length or (MAX_TEXT_LENGTH if spec.type == "text" else 255)
+    if len(text) > limit:
+        raise FieldInvalid(_("At most %(limit)s characters.", limit=limit))
+    if spec.pattern and not re.fullmatch(spec.pattern, text):
+        if spec.pattern_message:
+            raise FieldInvalid(spec.pattern_message.get(locale))
+        raise FieldInvalid(_("Invalid format."))
+    return text
+
+
+def _clean_email(spec: FieldSpec, value: Any, locale: str) -> str:
+    text = str(value).strip()
+    if not EMAIL_PATTERN.match(text):
+        raise FieldInvalid(_("Invalid e-mail address."))
+    return text
+
+
+def _check_range(spec: FieldSpec, number: Decimal) -> None:
+    if spec.min is not None and number < spec.min:
+        raise FieldInvalid(_("The value must be at least %(limit)s.", limit=spec.min))
+    if spec.max is not None and number > spec.max:
+        raise FieldInvalid(_("The value must be at most %(limit)s.", limit=spec.max))
+
+
+def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    else:
+        try:
+            number = parse_decimal(str(value), locale)
+        except ParseError:
+            raise FieldInvalid(
+                _("Invalid amount: write it as 12 345,50 (French) or 12,345.50 (English).")
+            ) from None
+    if not number.is_finite():
+        raise FieldInvalid(_("Invalid amount."))
+    _check_range(spec, number)
+    return str(number.quantize(Decimal("0.01")))
+
+
+def _clean_integer(spec: FieldSpec, value: Any, locale: str) -> int:
+    if isinstance(value, bool):
+        raise FieldInvalid(_("A whole number is expected."))
+    text = str(value).strip().replace("\u202f", "").replace("\u00a0", "").replace(" ", "")
+    try:
+        number = int(text)
+    except ValueError:
+        raise FieldInvalid(_("A whole number is expected.")) from None
+    _check_range(spec, Decimal(number))
+    return number
+
+
+def _clean_date(spec: FieldSpec, value: Any, locale: str) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return parse_date(str(value)).isoformat()
+    except ParseError:
+        raise FieldInvalid(_("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")) from None
+
+
+def _clean_boolean(spec: FieldSpec, value: Any, locale: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"y", "yes", "true", "on", "1", "oui"}:
+        return True
+    if text in {"n", "no", "false", "off", "0", "non", ""}:
+        return False
+    raise FieldInvalid(_("Yes or no is expected."))
+
+
+def _clean_choice(spec: FieldSpec, value: Any, locale: str) -> str:
+    allowed = {choice.value for choice in spec.choices}
+    text = str(value).strip()
+    if text not in allowed:
+        raise FieldInvalid(_("Choose one of the proposed values."))
+    return text
+
+
+_CLEANERS = {
+    "string": _clean_string,
+    "text": _clean_string,
+    "email": _clean_email,
+    "decimal": _clean_decimal,
+    "integer": _clean_integer,
+    "date": _clean_date,
+    "boolean": _clean_boolean,
+    "choice": _clean_choice,
+}
+
+
+def display_value(spec: FieldSpec | None, stored: Any, locale: str) -> str:
+    """Return a stored value written for display in ``locale``."""
+    from app.core.parsing import format_date_fr, format_decimal
+
+    if stored is None:
+        return ""
+    if spec is None:
+        return str(stored)
+    if spec.type == "decimal":
+        try:
+            text = format_decimal(Decimal(str(stored)), locale)
+        except (InvalidOperation, ValueError):
+            return str(stored)
+        return f"{text} €" if spec.unit == "EUR" else text
+    if spec.type == "date":
+        try:
+            return format_date_fr(date.fromisoformat(str(stored)))
+        except ValueError:
+            return str(stored)
+    if spec.type == "boolean":
+        return _("Yes") if stored else _("No")
+    if spec.type == "choice":
+        for choice in spec.choices:
+            if choice.value == stored:
+                return choice.labels.get(locale)
+    return str(stored)

@@ -1,0 +1,129 @@
+"""The mail record, its registration counters and its history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask_appbuilder import Model
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.types import JsonDocument, UTCDateTime, utcnow
+
+CATEGORIES = ("incoming", "outgoing", "internal")
+CHANNELS = ("post", "email", "web", "hand", "internal")
+PRIORITIES = ("normal", "urgent", "very_urgent")
+
+
+class Mail(Model):
+    """One piece of correspondence (courrier); custom fields live in ``fields``."""
+
+    __tablename__ = "mail"
+    __table_args__ = (
+        UniqueConstraint("category", "chrono_year", "chrono_number", name="uq_mail_chrono_sequence"),
+        Index("ix_mail_basket", "handling_department_id", "status", "due_date", "id"),
+        Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
+        Index("ix_mail_created_by", "created_by_id", "arrival_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chrono: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    chrono_year: Mapped[int] = mapped_column(Integer, nullable=False)
+    chrono_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    category: Mapped[str] = mapped_column(String(16), nullable=False)
+    mail_type: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    letter_date: Mapped[date | None] = mapped_column(Date)
+    arrival_date: Mapped[date] = mapped_column(Date, nullable=False)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    confidential: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(String(40), nullable=False)
+    handling_department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), nullable=False)
+    initiating_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    fields: Mapped[dict[str, Any]] = mapped_column(JsonDocument, nullable=False, default=dict)
+    schema_version: Mapped[int] = mapped_column(ForeignKey("schema_version.number"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # Optimistic lock: concurrent updates of the same mail fail instead of overwriting.
+    row_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    handling_department = relationship("Department", foreign_keys=[handling_department_id])
+    initiating_department = relationship("Department", foreign_keys=[initiating_department_id])
+    assignee = relationship("User", foreign_keys=[assignee_id])
+    created_by = relationship("User", foreign_keys=[created_by_id])
+    correspondents: Mapped[list[MailCorrespondent]] = relationship(
+        back_populates="mail", cascade="all, delete-orphan", order_by="MailCorrespondent.id"
+    )
+    attachments = relationship(
+        "Attachment", back_populates="mail", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+    history: Mapped[list[HistoryEntry]] = relationship(
+        back_populates="mail", cascade="all, delete-orphan", order_by="HistoryEntry.id"
+    )
+
+    __mapper_args__ = {"version_id_col": row_version}
+
+    def __repr__(self) -> str:
+        return f"<Mail {self.chrono}>"
+
+
+class MailCorrespondent(Model):
+    """Link between a mail and a correspondent, as sender or recipient."""
+
+    __tablename__ = "mail_correspondent"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mail.id", ondelete="CASCADE"), index=True)
+    correspondent_id: Mapped[int] = mapped_column(ForeignKey("correspondent.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+
+    mail: Mapped[Mail] = relationship(back_populates="correspondents")
+    correspondent = relationship("Correspondent")
+
+
+class ChronoCounter(Model):
+    """Last registration number issued per category and year.
+
+    The counter row is incremented in the same transaction as the mail insert,
+    so a rolled-back registration also rolls back its number: no gap, no reuse.
+    """
+
+    __tablename__ = "chrono_counter"
+
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class HistoryEntry(Model):
+    """The legal audit trail (historique) of a mail: who did what, when, for whom."""
+
+    __tablename__ = "history_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mail.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # None means the system actor (scheduled jobs, intake).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDocument, nullable=False, default=dict)
+    schema_version: Mapped[int | None] = mapped_column(Integer)
+
+    mail: Mapped[Mail] = relationship(back_populates="history")
+    actor = relationship("User", foreign_keys=[actor_id])
+    on_behalf_of = relationship("User", foreign_keys=[on_behalf_of_id])

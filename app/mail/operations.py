@@ -1,0 +1,255 @@
+"""Operations on mail: the only code that writes mail rows.
+
+Each operation checks permission and preconditions, changes the rows, writes
+history and queues the search update in one transaction.  Views, the API,
+CLI commands and jobs call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.attachments.operations import StoredUpload, Upload, store_upload
+from app.configuration.loader import Configuration
+from app.configuration.operations import current_configuration
+from app.configuration.specs import MailTypeSpec
+from app.core.db import run_in_write_transaction
+from app.core.errors import PermissionDenied, ValidationFailed
+from app.correspondents.operations import CorrespondentInput, resolve_correspondent, validate_input
+from app.deadlines.calendar import compute_due_date
+from app.extensions import db
+from app.mail.chrono import format_chrono, next_number
+from app.mail.fields import clean_field_values
+from app.mail.models import CHANNELS, PRIORITIES, HistoryEntry, Mail, MailCorrespondent
+from app.organisation.context import UserContext
+from app.organisation.models import Department, UserDepartment
+from app.search.models import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_SUBJECT_LENGTH = 1000
+# How far back an arrival date may be typed; older mail is a data-entry error.
+MAX_ARRIVAL_AGE_DAYS = 3 * 366
+
+
+def today_in_paris(now: datetime | None = None) -> date:
+    return (now or datetime.now(PARIS)).astimezone(PARIS).date()
+
+
+@dataclass
+class Registration:
+    """What an agent types to register one mail."""
+
+    mail_type: str
+    subject: str
+    arrival_date: date | None = None
+    letter_date: date | None = None
+    channel: str = "post"
+    priority: str = "normal"
+    confidential: bool = False
+    handling_department: str | None = None
+    assignee_id: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    correspondent: CorrespondentInput | None = None
+    uploads: list[Upload] = field(default_factory=list)
+    locale: str = "fr"
+
+
+@dataclass
+class _Checked:
+    spec: MailTypeSpec
+    department: Department
+    field_values: dict[str, Any]
+    arrival_date: date
+    due_date: date | None
+
+
+def _error(errors: dict[str, list[str]], key: str, message: Any) -> None:
+    errors.setdefault(key, []).append(str(message))
+
+
+def _check_common(registration: Registration, errors: dict[str, list[str]], today: date) -> date:
+    subject = registration.subject.strip()
+    if not subject:
+        _error(errors, "subject", _l("The subject is required."))
+    elif len(subject) > MAX_SUBJECT_LENGTH:
+        _error(errors, "subject", _l("At most %(limit)s characters.", limit=MAX_SUBJECT_LENGTH))
+    if registration.channel not in CHANNELS:
+        _error(errors, "channel", _l("Choose one of the proposed values."))
+    if registration.priority not in PRIORITIES:
+        _error(errors, "priority", _l("Choose one of the proposed values."))
+
+    arrival = registration.arrival_date or today
+    if arrival > today:
+        _error(errors, "arrival_date", _l("The arrival date cannot be in the future."))
+    elif (today - arrival).days > MAX_ARRIVAL_AGE_DAYS:
+        _error(errors, "arrival_date", _l("The arrival date is more than three years ago: check the year."))
+    if registration.letter_date and registration.letter_date > arrival:
+        _error(errors, "letter_date", _l("The date of the letter cannot be after its arrival date."))
+    return arrival
+
+
+def _check_department(
+    registration: Registration, spec: MailTypeSpec, errors: dict[str, list[str]]
+) -> Department | None:
+    code = registration.handling_department or spec.default_department
+    if not code:
+        _error(errors, "handling_department", _l("Choose the handling department."))
+        return None
+    department = db.session.execute(
+        select(Department).where(Department.code == code, Department.active.is_(True))
+    ).scalar_one_or_none()
+    if department is None:
+        _error(errors, "handling_department", _l("Unknown department %(code)s.", code=code))
+    return department
+
+
+def _check_assignee(
+    registration: Registration, department: Department | None, errors: dict[str, list[str]]
+) -> None:
+    if registration.assignee_id is None:
+        if registration.confidential:
+            _error(errors, "assignee_id", _l("A confidential mail needs an assignee: only they will see it."))
+        return
+    if department is None:
+        return
+    member = db.session.execute(
+        select(UserDepartment.id)
+        .join(Department, Department.id == UserDepartment.department_id)
+        .where(UserDepartment.user_id == registration.assignee_id)
+        .where(Department.path.startswith(department.path))
+    ).first()
+    if member is None:
+        _error(errors, "assignee_id", _l("The assignee must belong to the handling department or one of its sub-departments."))
+
+
+def _check_correspondent(registration: Registration, spec: MailTypeSpec, errors: dict[str, list[str]]) -> None:
+    data = registration.correspondent
+    if data is None or data.is_empty():
+        if spec.category == "incoming":
+            _error(errors, "correspondent", _l("Give the sender: pick one in the directory or type a new one."))
+        elif spec.category == "outgoing":
+            _error(errors, "correspondent", _l("Give the recipient: pick one in the directory or type a new one."))
+        return
+    if data.id is None:
+        for key, messages in validate_input(data).items():
+            errors.setdefault(key, []).extend(messages)
+
+
+def _due_date(spec: MailTypeSpec, department: Department, arrival: date) -> date | None:
+    if spec.delay is None:
+        return None
+    return compute_due_date(arrival, spec.delay.days, spec.delay.unit, department.calendar)
+
+
+def check_registration(
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+) -> _Checked:
+    """Validate everything that needs no write, raising ValidationFailed with every error."""
+    spec = configuration.mail_types.get(registration.mail_type)
+    if spec is None:
+        raise ValidationFailed({"mail_type": [str(_l("Unknown mail type %(id)s.", id=registration.mail_type))]})
+    if not actor.can_register(spec.id):
+        raise PermissionDenied(_l("You may not register mail of type %(type)s.", type=spec.labels.get(registration.locale)))
+
+    errors: dict[str, list[str]] = {}
+    arrival = _check_common(registration, errors, today)
+    department = _check_department(registration, spec, errors)
+    _check_assignee(registration, department, errors)
+    _check_correspondent(registration, spec, errors)
+    field_values, field_errors = clean_field_values(spec, registration.fields, registration.locale)
+    for key, messages in field_errors.items():
+        errors.setdefault(f"field_{key}", []).extend(messages)
+    if errors or department is None:
+        raise ValidationFailed(errors)
+    return _Checked(spec, department, field_values, arrival, _due_date(spec, department, arrival))
+
+
+def register_mail(actor: UserContext, registration: Registration, now: datetime | None = None) -> Mail:
+    """Register one mail: number, correspondent, attachments, history and search outbox.
+
+    Files are written to the content store before the transaction; everything
+    else is written in one transaction, so a failure leaves no mail, no
+    number used and no history.
+    """
+    configuration = current_configuration()
+    today = today_in_paris(now)
+    checked = check_registration(actor, registration, configuration, today)
+    stored = [store_upload(upload, actor.display_name) for upload in registration.uploads]
+
+    mail = run_in_write_transaction(
+        lambda: _insert_mail(actor, registration, checked, stored, configuration, today),
+        f"register {registration.mail_type}",
+    )
+    log.info("mail %s registered by %s", mail.chrono, actor.display_name)
+    return mail
+
+
+def _insert_mail(
+    actor: UserContext,
+    registration: Registration,
+    checked: _Checked,
+    stored: list[StoredUpload],
+    configuration: Configuration,
+    today: date,
+) -> Mail:
+    spec = checked.spec
+    number = next_number(spec.category, today.year)
+    chrono = format_chrono(configuration.registers[spec.category].format, today.year, number)
+    correspondent = None
+    if registration.correspondent is not None and not registration.correspondent.is_empty():
+        correspondent = resolve_correspondent(registration.correspondent, actor.user_id)
+
+    mail = Mail(
+        chrono=chrono,
+        chrono_year=today.year,
+        chrono_number=number,
+        category=spec.category,
+        mail_type=spec.id,
+        subject=registration.subject.strip(),
+        letter_date=registration.letter_date,
+        arrival_date=checked.arrival_date,
+        due_date=checked.due_date,
+        channel=registration.channel,
+        priority=registration.priority,
+        confidential=registration.confidential,
+        status=configuration.initial_status,
+        handling_department_id=checked.department.id,
+        initiating_department_id=actor.primary_department_id,
+        assignee_id=registration.assignee_id,
+        fields=checked.field_values,
+        schema_version=configuration.version,
+        created_by_id=actor.user_id,
+    )
+    if correspondent is not None:
+        role = "recipient" if spec.category == "outgoing" else "sender"
+        mail.correspondents.append(MailCorrespondent(correspondent=correspondent, role=role))
+    for upload in stored:
+        mail.attachments.append(upload.to_attachment(actor.user_id))
+    db.session.add(mail)
+    db.session.flush()
+
+    mail.history.append(
+        HistoryEntry(
+            actor_id=actor.user_id,
+            event="registered",
+            schema_version=configuration.version,
+            details={
+                "chrono": chrono,
+                "mail_type": spec.id,
+                "handling_department": checked.department.code,
+                "due_date": checked.due_date.isoformat() if checked.due_date else None,
+                "attachments": [upload.display_name for upload in stored],
+            },
+        )
+    )
+    db.session.add(OutboxEvent(entity="mail", entity_id=mail.id, operation="upsert"))
+    return mail

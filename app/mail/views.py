@@ -1,0 +1,242 @@
+"""Pages to register mail, list baskets and read one mail."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from flask import Flask, flash, redirect, request, url_for
+from flask_appbuilder import AppBuilder, BaseView, expose
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.attachments.operations import Upload
+from app.configuration.operations import current_configuration
+from app.core.errors import NotFound, PermissionDenied, ValidationFailed
+from app.core.parsing import ParseError, parse_date
+from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
+from app.extensions import db
+from app.mail.baskets import basket_page
+from app.mail.fields import display_value
+from app.mail.forms import RegistrationFormBase, build_registration_form, custom_field_names
+from app.mail.models import Mail
+from app.mail.operations import Registration, register_mail
+from app.mail.visibility import can_see
+from app.organisation.context import UserContext
+from app.organisation.models import Department, UserDepartment
+from app.portal.access import login_required, require_user
+
+log = logging.getLogger(__name__)
+
+CATEGORY_LABELS = {"incoming": "Incoming mail", "outgoing": "Outgoing mail", "internal": "Internal memos"}
+
+
+def locale_code() -> str:
+    return str(get_locale() or "fr")
+
+
+def load_visible_mail(user: UserContext, mail_id: int) -> Mail:
+    """Return the mail if ``user`` may see it; raise NotFound otherwise, whether it exists or not."""
+    mail = db.session.get(Mail, mail_id)
+    if mail is None or not can_see(user, mail):
+        raise NotFound()
+    return mail
+
+
+def _department_choices(locale: str) -> list[tuple[str, str]]:
+    rows = db.session.execute(
+        select(Department).where(Department.active.is_(True)).order_by(Department.path)
+    ).scalars()
+    choices = []
+    for row in rows:
+        depth = row.path.count("/") - 2
+        choices.append((row.code, "\u00a0\u00a0" * depth + f"{row.label(locale)} ({row.code})"))
+    return choices
+
+
+def _assignee_choices() -> list[tuple[str, str]]:
+    from flask_appbuilder.security.sqla.models import User
+
+    rows = db.session.execute(
+        select(User.id, User.first_name, User.last_name, Department.code)
+        .join(UserDepartment, UserDepartment.user_id == User.id)
+        .join(Department, Department.id == UserDepartment.department_id)
+        .where(User.active.is_(True), UserDepartment.is_primary.is_(True))
+        .order_by(Department.code, User.last_name)
+    )
+    return [("", "—")] + [(str(row.id), f"{row.first_name} {row.last_name} — {row.code}") for row in rows]
+
+
+def _parse_optional_date(form: RegistrationFormBase, name: str, errors: dict[str, list[str]]) -> date | None:
+    text = (getattr(form, name).data or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_date(text)
+    except ParseError:
+        errors.setdefault(name, []).append(_("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026."))
+        return None
+
+
+def _correspondent_input(form: RegistrationFormBase) -> CorrespondentInput:
+    picked = (form.correspondent_id.data or "").strip()
+    return CorrespondentInput(
+        id=int(picked) if picked.isdigit() else None,
+        kind=form.correspondent_kind.data or "person",
+        civility=form.correspondent_civility.data or None,
+        first_name=(form.correspondent_first_name.data or "").strip() or None,
+        last_name=(form.correspondent_last_name.data or "").strip() or None,
+        organisation=(form.correspondent_organisation.data or "").strip() or None,
+        email=(form.correspondent_email.data or "").strip() or None,
+        phone=(form.correspondent_phone.data or "").strip() or None,
+        address=(form.correspondent_address.data or "").strip() or None,
+        postcode=(form.correspondent_postcode.data or "").strip() or None,
+        city=(form.correspondent_city.data or "").strip() or None,
+        confirm_new=bool(form.correspondent_confirm_new.data),
+    )
+
+
+def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: str) -> Registration:
+    errors: dict[str, list[str]] = {}
+    arrival = _parse_optional_date(form, "arrival_date", errors)
+    letter = _parse_optional_date(form, "letter_date", errors)
+    assignee = (form.assignee_id.data or "").strip()
+    spec = current_configuration().mail_types[type_id]
+    registration = Registration(
+        mail_type=type_id,
+        subject=form.subject.data or "",
+        arrival_date=arrival,
+        letter_date=letter,
+        channel=form.channel.data,
+        priority=form.priority.data,
+        confidential=bool(form.confidential.data),
+        handling_department=form.handling_department.data or None,
+        assignee_id=int(assignee) if assignee.isdigit() else None,
+        fields={item.id: getattr(form, name).data for name, item in custom_field_names(spec)},
+        correspondent=_correspondent_input(form),
+        uploads=[
+            Upload(stream=file.stream, filename=file.filename, kind="letter" if index == 0 else "attachment")
+            for index, file in enumerate(request.files.getlist(form.attachments.name))
+            if file and file.filename
+        ],
+        locale=locale,
+    )
+    if errors:
+        raise ValidationFailed(errors)
+    return registration
+
+
+def _show_errors(form: RegistrationFormBase, failure: ValidationFailed) -> None:
+    for key, messages in failure.field_errors.items():
+        field = getattr(form, key, None)
+        if field is None and key == "correspondent":
+            field = form.correspondent_search
+        if field is None:
+            flash(f"{key}: {' '.join(messages)}", "danger")
+            continue
+        field.errors = list(field.errors) + messages
+
+
+class MailView(BaseView):
+    route_base = "/mail"
+    default_view = "register_choice"
+
+    @expose("/register")
+    @login_required
+    def register_choice(self) -> Any:
+        user = require_user()
+        configuration = current_configuration()
+        locale = locale_code()
+        groups: dict[str, list[Any]] = {"incoming": [], "outgoing": [], "internal": []}
+        for spec in configuration.mail_types.values():
+            if user.can_register(spec.id):
+                groups[spec.category].append(spec)
+        if not any(groups.values()):
+            raise PermissionDenied()
+        return self.render_template(
+            "mail/register_choice.html", groups=groups, locale=locale,
+            category_labels={key: _(label) for key, label in CATEGORY_LABELS.items()},
+        )
+
+    @expose("/register/<type_id>", methods=["GET", "POST"])
+    @login_required
+    def register(self, type_id: str) -> Any:
+        user = require_user()
+        configuration = current_configuration()
+        spec = configuration.mail_types.get(type_id)
+        if spec is None:
+            raise NotFound()
+        if not user.can_register(type_id):
+            raise PermissionDenied()
+        locale = locale_code()
+        form = build_registration_form(spec, locale)()
+        form.handling_department.choices = _department_choices(locale)
+        form.assignee_id.choices = _assignee_choices()
+        if request.method == "GET":
+            form.handling_department.data = spec.default_department
+            form.channel.data = "internal" if spec.category == "internal" else "post"
+
+        candidates: list[Any] = []
+        if request.method == "POST" and form.validate_on_submit():
+            try:
+                mail = register_mail(user, _registration_from_form(form, type_id, locale))
+            except DuplicateCorrespondent as duplicate:
+                candidates = duplicate.candidates
+                _show_errors(form, duplicate)
+            except ValidationFailed as failure:
+                _show_errors(form, failure)
+                flash(failure.message, "danger")
+            else:
+                flash(_("Mail registered under number %(chrono)s.", chrono=mail.chrono), "success")
+                return redirect(url_for("MailView.detail", mail_id=mail.id))
+        elif request.method == "POST":
+            flash(_("Some values are invalid: correct the fields marked in red."), "danger")
+
+        return self.render_template(
+            "mail/register.html", form=form, spec=spec, locale=locale,
+            custom_fields=custom_field_names(spec), candidates=candidates,
+        )
+
+    @expose("/<int:mail_id>")
+    @login_required
+    def detail(self, mail_id: int) -> Any:
+        user = require_user()
+        mail = load_visible_mail(user, mail_id)
+        configuration = current_configuration()
+        locale = locale_code()
+        spec = configuration.mail_types.get(mail.mail_type)
+        status = configuration.statuses.get(mail.status)
+        custom = []
+        for key, value in mail.fields.items():
+            field_spec = spec.field(key) if spec else None
+            label = field_spec.labels.get(locale) if field_spec else key
+            custom.append((label, display_value(field_spec, value, locale)))
+        return self.render_template(
+            "mail/detail.html", mail=mail, spec=spec, locale=locale, custom=custom,
+            status_label=status.labels.get(locale) if status else mail.status,
+        )
+
+    @expose("/basket/<basket_id>")
+    @login_required
+    def basket(self, basket_id: str) -> Any:
+        user = require_user()
+        configuration = current_configuration()
+        page = request.args.get("page", 1, type=int) or 1
+        size = int(self._page_size())
+        result = basket_page(user, configuration, basket_id, page, size)
+        return self.render_template(
+            "mail/basket.html", result=result, locale=locale_code(), configuration=configuration,
+            today=date.today(),
+        )
+
+    @staticmethod
+    def _page_size() -> int:
+        from flask import current_app
+
+        return current_app.config["BASKET_PAGE_SIZE"]
+
+
+def register(app: Flask, appbuilder: AppBuilder) -> None:
+    appbuilder.add_view_no_menu(MailView())

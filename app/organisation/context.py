@@ -1,0 +1,107 @@
+"""What the current user is: departments in scope and generated permissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import g, has_request_context
+from flask_appbuilder.security.sqla.models import (
+    Permission,
+    PermissionView,
+    Role,
+    ViewMenu,
+    assoc_permissionview_role,
+    assoc_user_role,
+)
+from sqlalchemy import or_, select
+
+from app.configuration.operations import MAIL_TYPE_VIEW_MENU_PREFIX, MAIL_VIEW_MENU
+from app.extensions import db
+from app.organisation.models import Department, UserDepartment
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """The facts the visibility rule and the baskets need about one user."""
+
+    user_id: int
+    display_name: str
+    # Permission names on the "Mail" view menu without the "can_" prefix: read, register...
+    permissions: frozenset[str]
+    registrable_types: frozenset[str]
+    department_ids: frozenset[int]
+    primary_department_id: int | None
+    # department_ids plus all their sub-departments.
+    scope_department_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def can_register(self, type_id: str) -> bool:
+        return self.can("register") and type_id in self.registrable_types
+
+
+def _granted(user_id: int) -> list[tuple[str, str]]:
+    rows = db.session.execute(
+        select(Permission.name, ViewMenu.name)
+        .join(PermissionView, PermissionView.permission_id == Permission.id)
+        .join(ViewMenu, PermissionView.view_menu_id == ViewMenu.id)
+        .join(assoc_permissionview_role, assoc_permissionview_role.c.permission_view_id == PermissionView.id)
+        .join(Role, Role.id == assoc_permissionview_role.c.role_id)
+        .join(assoc_user_role, assoc_user_role.c.role_id == Role.id)
+        .where(assoc_user_role.c.user_id == user_id)
+        .where(or_(ViewMenu.name == MAIL_VIEW_MENU, ViewMenu.name.startswith(MAIL_TYPE_VIEW_MENU_PREFIX)))
+    )
+    return [(permission, view_menu) for permission, view_menu in rows]
+
+
+def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
+    """Return the given departments and every department below them."""
+    if not department_ids:
+        return frozenset()
+    paths = db.session.execute(select(Department.path).where(Department.id.in_(department_ids))).scalars()
+    conditions = [Department.path.startswith(path) for path in paths]
+    ids = db.session.execute(select(Department.id).where(or_(*conditions))).scalars()
+    return frozenset(ids)
+
+
+def build_user_context(user: object) -> UserContext:
+    user_id = int(user.id)  # type: ignore[attr-defined]
+    permissions: set[str] = set()
+    types: set[str] = set()
+    for permission, view_menu in _granted(user_id):
+        name = permission.removeprefix("can_")
+        if view_menu == MAIL_VIEW_MENU:
+            permissions.add(name)
+        elif name == "register":
+            types.add(view_menu.removeprefix(MAIL_TYPE_VIEW_MENU_PREFIX))
+
+    memberships = db.session.execute(
+        select(UserDepartment.department_id, UserDepartment.is_primary).where(UserDepartment.user_id == user_id)
+    ).all()
+    department_ids = frozenset(row.department_id for row in memberships)
+    primary = next((row.department_id for row in memberships if row.is_primary), None)
+    first = getattr(user, "first_name", "") or ""
+    last = getattr(user, "last_name", "") or ""
+    return UserContext(
+        user_id=user_id,
+        display_name=f"{first} {last}".strip() or str(getattr(user, "username", user_id)),
+        permissions=frozenset(permissions),
+        registrable_types=frozenset(types),
+        department_ids=department_ids,
+        primary_department_id=primary,
+        scope_department_ids=department_scope(department_ids),
+    )
+
+
+def current_user_context() -> UserContext | None:
+    """Return the context of the logged-in user, computed once per request."""
+    from flask_login import current_user
+
+    if not has_request_context() or not current_user or not current_user.is_authenticated:
+        return None
+    context = getattr(g, "estafette_user_context", None)
+    if context is None:
+        context = build_user_context(current_user)
+        g.estafette_user_context = context
+    return context

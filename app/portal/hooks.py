@@ -1,0 +1,124 @@
+"""Request hooks: error pages, security headers, template helpers, shipped assets."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, render_template, request
+from flask_babel import format_date, format_datetime, get_locale
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from app.core.errors import EstafetteError
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Every asset comes from our own server: the portal runs on closed networks.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; object-src 'self'; frame-src 'self'; "
+    "frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
+)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _error_response(status: int, message: str) -> Any:
+    if _wants_json():
+        return jsonify({"error": message}), status
+    return render_template("estafette/error.html", status=status, message=message), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from flask_babel import gettext as _
+
+    @app.errorhandler(EstafetteError)
+    def _on_estafette_error(error: EstafetteError) -> Any:
+        log.info("%s %s refused (%s): %s", request.method, request.path, error.http_status, error.message)
+        return _error_response(error.http_status, error.message)
+
+    @app.errorhandler(CSRFError)
+    def _on_csrf_error(error: CSRFError) -> Any:
+        log.warning("CSRF check failed on %s %s: %s", request.method, request.path, error.description)
+        return _error_response(400, _("The form has expired or was not sent by this portal: reload the page and submit it again."))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _on_too_large(error: RequestEntityTooLarge) -> Any:
+        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        log.warning("request to %s rejected: larger than %s MB", request.path, limit)
+        return _error_response(413, _("The files sent are larger than the limit of %(limit)s MB in total.", limit=limit))
+
+    @app.errorhandler(404)
+    def _on_not_found(error: HTTPException) -> Any:
+        return _error_response(404, _("This page does not exist."))
+
+    @app.errorhandler(Exception)
+    def _on_unexpected(error: Exception) -> Any:
+        if isinstance(error, HTTPException):
+            return error
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error_response(500, _("An unexpected error occurred. It has been logged; try again or contact your administrator."))
+
+
+def _add_security_headers(response: Any) -> Any:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    return response
+
+
+def _legal_date(value: date | None, style: str = "short") -> str:
+    """Format a legal date: dd/mm/yyyy, or "4 décembre 2026" with style="long"."""
+    if value is None:
+        return ""
+    if style == "long":
+        return format_date(value, "long")
+    return value.strftime("%d/%m/%Y")
+
+
+def _local_datetime(value: datetime | None) -> str:
+    """Format a UTC timestamp in Europe/Paris time."""
+    if value is None:
+        return ""
+    return format_datetime(value, "dd/MM/yyyy HH:mm" if str(get_locale()) == "fr" else "dd/MM/yyyy HH:mm")
+
+
+def _template_context() -> dict[str, Any]:
+    from app.configuration.operations import ConfigurationMissing, current_configuration
+    from app.extensions import appbuilder
+    from app.mail.baskets import basket_counts
+    from app.organisation.context import current_user_context
+
+    base = {"appbuilder": appbuilder, "base_template": appbuilder.base_template}
+    user = current_user_context()
+    if user is None:
+        return {**base, "estafette_user": None, "estafette_baskets": []}
+    try:
+        configuration = current_configuration()
+    except ConfigurationMissing:
+        return {**base, "estafette_user": user, "estafette_baskets": []}
+    return {
+        **base,
+        "estafette_user": user,
+        "estafette_baskets": basket_counts(user, configuration),
+        "estafette_locale": str(get_locale() or "fr"),
+    }
+
+
+def install(app: Flask) -> None:
+    app.register_blueprint(
+        Blueprint("estafette_assets", __name__, static_folder=str(STATIC_DIR), static_url_path="/assets")
+    )
+    _register_error_handlers(app)
+    app.after_request(_add_security_headers)
+    app.context_processor(_template_context)
+    app.jinja_env.filters["legal_date"] = _legal_date
+    app.jinja_env.filters["local_datetime"] = _local_datetime
