@@ -65,8 +65,10 @@ def init_database(app: Flask) -> None:
 
 
 def init_security(app: Flask) -> None:
-    csrf.init_app(app)
+    # Flask-AppBuilder first: its before_request sets g.user, which the error
+    # page of a failed CSRF check needs.
     appbuilder.init_app(app, db.session)
+    csrf.init_app(app)
 
 
 def register_views(app: Flask) -> None:

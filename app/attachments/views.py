@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from flask import Flask, Response, stream_with_context
+from flask import Flask, Response, request
+from werkzeug.wsgi import wrap_file
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import lazy_gettext as _l
 
@@ -49,12 +48,9 @@ class AttachmentView(BaseView):
                 _l("This file is damaged or missing from the store: the administrators have been warned.")
             ) from None
 
-        def chunks() -> Any:
-            with stream:
-                while block := stream.read(CHUNK_SIZE):
-                    yield block
-
-        response = Response(stream_with_context(chunks()), mimetype=attachment.content_type)
+        response = Response(
+            wrap_file(request.environ, stream, CHUNK_SIZE), mimetype=attachment.content_type, direct_passthrough=True
+        )
         response.headers["Content-Disposition"] = content_disposition(attachment.display_name, disposition)  # type: ignore[arg-type]
         response.headers["Content-Length"] = str(attachment.size)
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -221,9 +221,9 @@ def _index_items(items: list[_Item], errors: list[SchemaError]) -> dict[str, dic
     return index
 
 
-def _error_at(item: _Item, key: Path_, code: str, **params: Any) -> SchemaError:
+def _error_at(item: _Item, key: Path_, error_code: str, **params: Any) -> SchemaError:
     path = item.path + key
-    return SchemaError(item.file, item.positions.line_of(path), _dotted(path), code, params)
+    return SchemaError(item.file, item.positions.line_of(path), _dotted(path), error_code, params)
 
 
 def _check_departments(departments: dict[str, _Item], errors: list[SchemaError]) -> None:

@@ -1,0 +1,348 @@
+"""Registration through the operation and through the form, with its hard cases."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.attachments.models import Attachment
+from app.attachments.operations import Upload, content_store
+from app.core.errors import PermissionDenied, ValidationFailed
+from app.correspondents.models import Correspondent
+from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
+from app.demo.letters import render_letter_pdf
+from app.extensions import db
+from app.mail.models import ChronoCounter, HistoryEntry, Mail
+from app.mail.operations import Registration, register_mail, today_in_paris
+from app.search.models import OutboxEvent
+from tests.conftest import csrf_token, user_context
+
+CHRONO_PATTERN = re.compile(r"^PREF75/\d{4}/A/\d{6}$")
+
+
+def _pdf(subject: str = "Demande de titre de séjour") -> bytes:
+    mail = {"category": "incoming", "subject": subject, "letter_date": date(2026, 12, 1), "body_paragraphs": ["Madame, Monsieur,"]}
+    correspondent = {"kind": "person", "civility": "M.", "first_name": "Rachid", "last_name": "Œhmichen", "organisation": None,
+                     "address": "3 rue de la Paix", "postcode": "75002", "city": "Paris", "email": None, "phone": None}
+    return render_letter_pdf(mail, correspondent)
+
+
+def _residence_request(**changes) -> Registration:
+    values = dict(
+        mail_type="residence_permit_request",
+        subject="Demande de premier titre de séjour",
+        arrival_date=today_in_paris() - timedelta(days=1),
+        fields={"foreign_national_number": "0123456789", "permit_kind": "first_request"},
+        correspondent=CorrespondentInput(last_name="Œhmichen", first_name="Rachid"),
+    )
+    values.update(changes)
+    return Registration(**values)
+
+
+def test_registration_writes_everything(app_context):
+    clerk = user_context("courrier")
+    pdf = _pdf()
+    mail = register_mail(clerk, _residence_request(uploads=[Upload(io.BytesIO(pdf), "lettre.pdf", kind="letter")]))
+
+    assert CHRONO_PATTERN.match(mail.chrono)
+    assert mail.status == "new"
+    assert mail.handling_department.code == "DMI-SSE-BPT"
+    assert mail.due_date is not None
+    assert mail.fields == {"foreign_national_number": "0123456789", "permit_kind": "first_request"}
+    assert [link.correspondent.last_name for link in mail.correspondents] == ["Œhmichen"]
+    assert [entry.event for entry in mail.history] == ["registered"]
+    assert mail.history[0].actor_id == clerk.user_id
+    outbox = db.session.execute(select(OutboxEvent).where(OutboxEvent.entity_id == mail.id)).scalars().all()
+    assert [(row.entity, row.operation) for row in outbox] == [("mail", "upsert")]
+    attachment = mail.attachments[0]
+    assert attachment.size == len(pdf)
+    assert attachment.content_type == "application/pdf"
+    assert content_store().read_verified(attachment.sha256).read_bytes() == pdf
+
+
+def test_due_date_counts_working_days(app_context):
+    clerk = user_context("courrier")
+    # Received Friday 6 November 2026; 11 November is a public holiday.
+    mail = register_mail(clerk, _residence_request(arrival_date=date(2026, 11, 6)))
+    # 30 working days after 6 Nov 2026, skipping 11 Nov and 25 Dec... counted by the calendar.
+    from app.deadlines.calendar import get_calendar
+
+    assert mail.due_date == get_calendar("metropole").add_working_days(date(2026, 11, 6), 30)
+    assert mail.due_date == date(2026, 12, 21)
+
+
+def test_agent_cannot_register_incoming(app_context):
+    with pytest.raises(PermissionDenied):
+        register_mail(user_context("sejour"), _residence_request())
+
+
+def test_invalid_fields_rejected_all_at_once(app_context):
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(
+            user_context("courrier"),
+            _residence_request(subject=" ", fields={"foreign_national_number": "12AB", "permit_kind": "other"}),
+        )
+    errors = failure.value.field_errors
+    assert "subject" in errors
+    assert "field_foreign_national_number" in errors
+    assert "field_permit_kind" in errors
+    assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 0
+
+
+def test_future_arrival_rejected(app_context):
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), _residence_request(arrival_date=today_in_paris() + timedelta(days=1)))
+    assert "arrival_date" in failure.value.field_errors
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("12 345,50", "12345.50"), ("12\u00a0345,50", "12345.50"), ("12\u202f345,50", "12345.50"), ("150", "150.00")],
+)
+def test_french_amounts_accepted(app_context, typed, stored):
+    registration = Registration(
+        mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Association Les Sœurs de la Charité"),
+    )
+    mail = register_mail(user_context("courrier"), registration)
+    assert mail.fields["amount_requested"] == stored
+    assert Decimal(mail.fields["amount_requested"]) == Decimal(stored)
+
+
+@pytest.mark.parametrize("typed", ["1.234,5", "12,345.50", "douze"])
+def test_ambiguous_amounts_rejected(app_context, typed):
+    registration = Registration(
+        mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Association Saint-Étienne"),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), registration)
+    assert "field_amount_requested" in failure.value.field_errors
+
+
+def test_failed_registration_returns_number(app_context):
+    clerk = user_context("courrier")
+    first = register_mail(clerk, _residence_request())
+    db.session.add(Correspondent(last_name="Lefèvre-Giraud", first_name="Hélène", email="h.lefevre@example.org",
+                                 name_key="helene lefevre giraud", email_key="h.lefevre@example.org"))
+    db.session.commit()
+    # The duplicate is detected inside the transaction, after the number was reserved.
+    with pytest.raises(DuplicateCorrespondent):
+        register_mail(clerk, _residence_request(correspondent=CorrespondentInput(
+            first_name="HELENE", last_name="LEFEVRE GIRAUD", email="H.Lefevre@Example.org")))
+    picked = CorrespondentInput(id=first.correspondents[0].correspondent_id)
+    second = register_mail(clerk, _residence_request(correspondent=picked))
+    assert second.chrono_number == first.chrono_number + 1
+
+
+def test_duplicate_correspondent_proposed(app_context):
+    clerk = user_context("courrier")
+    register_mail(clerk, _residence_request(correspondent=CorrespondentInput(
+        first_name="Hélène", last_name="Lefèvre-Giraud", email="h.lefevre@example.org", phone="+33 6 00 00 00 01")))
+
+    for variant in (
+        CorrespondentInput(first_name="HELENE", last_name="LEFEVRE GIRAUD", email="H.Lefevre@Example.org"),
+        CorrespondentInput(first_name="Helene", last_name="Lefevre-Giraud", phone="06 00 00 00 01"),
+    ):
+        with pytest.raises(DuplicateCorrespondent) as failure:
+            register_mail(clerk, _residence_request(correspondent=variant))
+        assert [row.last_name for row, match in failure.value.candidates] == ["Lefèvre-Giraud"]
+
+    other = CorrespondentInput(first_name="Hélène", last_name="Lefèbvre", email="helene.lefebvre@example.net")
+    mail = register_mail(clerk, _residence_request(correspondent=other))
+    assert mail.correspondents[0].correspondent.last_name == "Lefèbvre"
+    assert db.session.execute(select(func.count()).select_from(Correspondent)).scalar_one() == 2
+
+
+def test_confirmed_new_correspondent_created(app_context):
+    clerk = user_context("courrier")
+    register_mail(clerk, _residence_request(correspondent=CorrespondentInput(first_name="Hélène", last_name="Lefèvre-Giraud")))
+    register_mail(clerk, _residence_request(correspondent=CorrespondentInput(
+        first_name="Hélène", last_name="Lefèvre-Giraud", confirm_new=True)))
+    assert db.session.execute(select(func.count()).select_from(Correspondent)).scalar_one() == 2
+
+
+def test_path_traversal_names_stay_in_store(app_context, caplog):
+    names = ["../../../app/config/settings.yaml", "../../static/index.html", "C:\\Windows\\win.ini", "rapport\x00.pdf", ".", ".."]
+    pdf = _pdf()
+    uploads = [Upload(io.BytesIO(pdf), name) for name in names]
+    mail = register_mail(user_context("courrier"), _residence_request(uploads=uploads))
+
+    shown = [attachment.display_name for attachment in mail.attachments]
+    assert shown[0] == "settings.yaml"
+    assert shown[1] == "index.html"
+    assert shown[2] == "win.ini"
+    assert "/" not in "".join(shown)
+    assert "\x00" not in "".join(shown)
+    assert shown[4].startswith("piece_jointe")
+    root = Path(content_store().root).resolve()
+    for attachment in mail.attachments:
+        assert content_store().path_for(attachment.sha256).resolve().is_relative_to(root)
+    assert any("suspicious attachment name" in record.getMessage() for record in caplog.records)
+
+
+def test_executable_renamed_pdf_rejected(app_context):
+    upload = Upload(io.BytesIO(b"MZ\x90\x00" + b"\x00" * 200), "scan.pdf")
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), _residence_request(uploads=[upload]))
+    assert "attachments" in failure.value.field_errors
+    assert db.session.execute(select(func.count()).select_from(Attachment)).scalar_one() == 0
+
+
+def test_counter_is_per_category_and_year(app_context):
+    clerk = user_context("courrier")
+    register_mail(clerk, _residence_request())
+    agent = user_context("sejour")
+    memo = register_mail(agent, Registration(mail_type="internal_memo", subject="Note interne", handling_department="DMI-SSE"))
+    assert re.match(r"^PREF75/\d{4}/I/000001$", memo.chrono)
+    counters = db.session.execute(select(ChronoCounter.category, ChronoCounter.last_number)).all()
+    assert sorted(counters) == [("incoming", 1), ("internal", 1)]
+
+
+def test_history_written_with_actor(app_context):
+    mail = register_mail(user_context("courrier"), _residence_request())
+    entry = db.session.execute(select(HistoryEntry).where(HistoryEntry.mail_id == mail.id)).scalar_one()
+    assert entry.actor.username == "courrier"
+    assert entry.details["handling_department"] == "DMI-SSE-BPT"
+    assert entry.at.tzinfo is not None
+
+
+# --- Through the web form --------------------------------------------------------
+
+
+def _form_data(page_html: str, **changes) -> dict:
+    data = {
+        "csrf_token": csrf_token(page_html),
+        "subject": "Demande de premier titre de séjour",
+        "arrival_date": (today_in_paris() - timedelta(days=2)).strftime("%d/%m/%Y"),
+        "letter_date": "",
+        "channel": "post",
+        "priority": "normal",
+        "handling_department": "DMI-SSE-BPT",
+        "assignee_id": "",
+        "correspondent_id": "",
+        "correspondent_kind": "person",
+        "correspondent_first_name": "Rachid",
+        "correspondent_last_name": "Œhmichen",
+        "field_foreign_national_number": "0123456789",
+        "field_permit_kind": "first_request",
+    }
+    data.update(changes)
+    return data
+
+
+def test_form_registers_and_redirects(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    pdf = _pdf()
+    data = _form_data(page, attachments=[(io.BytesIO(pdf), "Arrêté n°2026-114 – préfet d’Île-de-France.pdf")])
+    response = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data")
+    assert response.status_code == 302
+    detail = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'id="mail-chrono">PREF75/\d{4}/A/\d{6}<', detail)
+
+
+def test_form_without_csrf_rejected(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page)
+    del data["csrf_token"]
+    response = client.post("/mail/register/residence_permit_request", data=data)
+    assert response.status_code == 400
+    with client.application.app_context():
+        assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 0
+
+
+def test_failed_submit_keeps_typed_date(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, arrival_date="03/02/2026", field_foreign_national_number="")
+    response = client.post("/mail/register/residence_permit_request", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert re.search(r'<input[^>]*name="arrival_date"[^>]*value="03/02/2026"', html)
+    assert 'data-error-for="field_foreign_national_number"' in html
+
+
+@pytest.mark.parametrize("typed", ["31/12/2026", "2026-12-31"])
+def test_future_typed_dates_rejected_clearly(client_as, typed):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    html = client.post("/mail/register/residence_permit_request", data=_form_data(page, arrival_date=typed)).get_data(as_text=True)
+    if date(2026, 12, 31) > today_in_paris():
+        assert 'data-error-for="arrival_date"' in html
+    assert f'value="{typed}"' in html
+
+
+def test_invalid_typed_date_rejected(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    html = client.post("/mail/register/residence_permit_request", data=_form_data(page, arrival_date="31/02/2026")).get_data(as_text=True)
+    assert 'data-error-for="arrival_date"' in html
+    assert 'value="31/02/2026"' in html
+
+
+def test_script_in_subject_shown_as_text(client_as, app):
+    with app.app_context():
+        register_mail(user_context("courrier"), _residence_request(
+            subject="<img src=x onerror=alert(document.domain)> Réclamation",
+            correspondent=CorrespondentInput(last_name="<svg onload=alert(1)>", email="usager@example.org"),
+        ))
+    client = client_as("sejour")
+    listing = client.get("/mail/basket/to_process").get_data(as_text=True)
+    assert "<img src=x" not in listing
+    assert "&lt;img src=x onerror=alert(document.domain)&gt; Réclamation" in listing
+    mail_id = re.search(r'href="/mail/(\d+)"', listing).group(1)
+    detail = client.get(f"/mail/{mail_id}").get_data(as_text=True)
+    assert "<svg onload" not in detail
+    assert "&lt;svg onload=alert(1)&gt;" in detail
+    assert "<img src=x" not in detail
+
+
+def test_download_keeps_accented_name(client_as, app):
+    names = ["Arrêté n°2026-114 – préfet d’Île-de-France.pdf", "Рапорт.pdf"]
+    with app.app_context():
+        mail = register_mail(user_context("courrier"), _residence_request(
+            uploads=[Upload(io.BytesIO(_pdf(name)), name) for name in names]))
+        attachment_ids = [attachment.id for attachment in mail.attachments]
+    client = client_as("sejour")
+    first = client.get(f"/attachments/{attachment_ids[0]}/download")
+    assert first.status_code == 200
+    header = first.headers["Content-Disposition"]
+    assert header.startswith("attachment; filename=")
+    assert ("filename*=UTF-8''Arr%C3%AAt%C3%A9%20n%C2%B02026-114%20%E2%80%93%20pr%C3%A9fet%20d%E2%80%99%C3%8Ele-de-France.pdf") in header
+    header.encode("latin-1")
+    second = client.get(f"/attachments/{attachment_ids[1]}/download")
+    assert "filename*=UTF-8''%D0%A0%D0%B0%D0%BF%D0%BE%D1%80%D1%82.pdf" in second.headers["Content-Disposition"]
+    preview = client.get(f"/attachments/{attachment_ids[0]}/preview")
+    assert preview.headers["Content-Disposition"].startswith("inline;")
+    assert preview.mimetype == "application/pdf"
+
+
+def test_corrupted_file_not_served(client_as, app):
+    with app.app_context():
+        mail = register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(_pdf()), "a.pdf")]))
+        attachment = mail.attachments[0]
+        path = content_store().path_for(attachment.sha256)
+        attachment_id = attachment.id
+    path.chmod(0o600)
+    path.write_bytes(b"%PDF-1.4 tampered")
+    response = client_as("sejour").get(f"/attachments/{attachment_id}/download")
+    assert response.status_code == 500
+    assert b"tampered" not in response.get_data()
+
+
+def test_correspondent_search_folds_accents(client_as, app):
+    with app.app_context():
+        register_mail(user_context("courrier"), _residence_request(correspondent=CorrespondentInput(
+            kind="organisation", organisation="Sœurs de la Charité de Saint-Étienne")))
+    client = client_as("courrier")
+    for query in ("soeurs", "SŒUR", "saint etienne", "charite"):
+        results = client.get("/api/correspondents/search", query_string={"q": query}).get_json()["results"]
+        assert [item["display_name"] for item in results] == ["Sœurs de la Charité de Saint-Étienne"], query

@@ -1,0 +1,174 @@
+"""The schema loader refuses broken files with file:line and applies nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from flask_babel import force_locale
+from sqlalchemy import func, select
+
+from app.configuration.loader import LoadFailed, load_directory
+from app.configuration.models import SchemaVersion
+from app.configuration.operations import apply_directory
+from app.extensions import db
+from app.organisation.models import Department
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def schemas_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "schemas"
+    shutil.copytree(REPO / "schemas", target)
+    return target
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not found in {path.name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def _errors(directory: Path) -> list:
+    with pytest.raises(LoadFailed) as failure:
+        load_directory(directory)
+    return failure.value.errors
+
+
+def test_demo_schemas_are_valid(app_context):
+    configuration = load_directory(REPO / "schemas")
+    assert len(configuration.departments) >= 15
+    assert len(configuration.mail_types) >= 8
+    assert {spec.category for spec in configuration.mail_types.values()} == {"incoming", "outgoing", "internal"}
+
+
+def test_department_tree_has_three_levels(app_context):
+    configuration = load_directory(REPO / "schemas")
+    depth = {}
+    for code, spec in configuration.departments.items():
+        level, parent = 1, spec.parent
+        while parent:
+            level, parent = level + 1, configuration.departments[parent].parent
+        depth[code] = level
+    assert max(depth.values()) == 3
+
+
+def test_bad_indentation_names_line(app_context, schemas_copy):
+    path = schemas_copy / "departments.yaml"
+    _replace(path, "  - code: SG-RH\n    parent: SG", "  - code: SG-RH\n   parent: SG")
+    errors = _errors(schemas_copy)
+    assert errors[0].file == "departments.yaml"
+    assert errors[0].code == "yaml_syntax"
+    broken_line = _line_of(path, "code: SG-RH") + 1
+    assert broken_line <= errors[0].line <= broken_line + 1
+
+
+def test_unknown_key_names_file_line_key(app_context, schemas_copy):
+    path = schemas_copy / "mail_types" / "incoming.yaml"
+    _replace(path, "    default_department: DMI-SN\n", "    default_department: DMI-SN\n    delai: 12\n")
+    errors = _errors(schemas_copy)
+    assert len(errors) == 1
+    assert errors[0].file == "mail_types/incoming.yaml"
+    assert errors[0].line == _line_of(path, "delai: 12")
+    assert errors[0].key == "mail_types[1].delai"
+    assert errors[0].code == "extra_forbidden"
+
+
+def test_missing_department_reference(app_context, schemas_copy):
+    path = schemas_copy / "mail_types" / "incoming.yaml"
+    _replace(path, "default_department: DMI-SN", "default_department: DMI-XX")
+    errors = _errors(schemas_copy)
+    assert [error.code for error in errors] == ["unknown_department"]
+    assert errors[0].line == _line_of(path, "DMI-XX")
+    with force_locale("fr"):
+        assert "DMI-XX" in errors[0].message()
+
+
+def test_duplicate_id_across_files(app_context, schemas_copy):
+    extra = schemas_copy / "mail_types" / "extra.yaml"
+    extra.write_text(
+        "mail_types:\n"
+        "  - id: internal_memo\n"
+        "    category: internal\n"
+        "    labels: {fr: \"Doublon\", en: \"Duplicate\"}\n",
+        encoding="utf-8",
+    )
+    errors = _errors(schemas_copy)
+    assert [error.code for error in errors] == ["duplicate_id"]
+    # Files are read in name order, so the second declaration is in outgoing_internal.yaml.
+    assert errors[0].file == "mail_types/outgoing_internal.yaml"
+    assert errors[0].line == _line_of(schemas_copy / "mail_types" / "outgoing_internal.yaml", "id: internal_memo")
+    assert errors[0].params["other"] == "mail_types/extra.yaml:2"
+
+
+def test_department_cycle_is_refused(app_context, schemas_copy):
+    path = schemas_copy / "departments.yaml"
+    _replace(path, "  - code: CAB\n", "  - code: CAB\n    parent: CAB-COM\n")
+    codes = [error.code for error in _errors(schemas_copy)]
+    assert "department_cycle" in codes
+
+
+def test_duplicate_yaml_key_is_refused(app_context, schemas_copy):
+    path = schemas_copy / "registers.yaml"
+    _replace(path, '    format: "PREF75/{year}/A/{number:06d}"\n', '    format: "PREF75/{year}/A/{number:06d}"\n    format: "X/{number}"\n')
+    errors = _errors(schemas_copy)
+    assert errors[0].code == "duplicate_key"
+    assert errors[0].line == _line_of(path, "X/{number}")
+
+
+def test_bad_register_format_is_refused(app_context, schemas_copy):
+    path = schemas_copy / "registers.yaml"
+    _replace(path, "PREF75/{year}/D/{number:06d}", "PREF75/{annee}/D/{number:06d}")
+    errors = _errors(schemas_copy)
+    assert errors[0].key == "registers[1].format"
+
+
+def test_messages_in_french_and_english(app_context, schemas_copy):
+    path = schemas_copy / "mail_types" / "incoming.yaml"
+    _replace(path, "default_department: DMI-SN", "default_department: DMI-XX")
+    error = _errors(schemas_copy)[0]
+    with force_locale("en"):
+        english = str(error)
+    with force_locale("fr"):
+        french = str(error)
+    assert english.startswith("mail_types/incoming.yaml:")
+    assert "unknown department" in english
+    assert french.startswith("mail_types/incoming.yaml:")
+    assert french != english
+
+
+def test_broken_files_apply_nothing(app_context, schemas_copy):
+    versions_before = db.session.execute(select(func.count()).select_from(SchemaVersion)).scalar_one()
+    labels_before = db.session.execute(select(Department.code, Department.label_fr)).all()
+    _replace(schemas_copy / "departments.yaml", "Cabinet du préfet", "Cabinet renommé")
+    _replace(schemas_copy / "mail_types" / "incoming.yaml", "default_department: DMI-SN", "default_department: NOPE")
+
+    with pytest.raises(LoadFailed):
+        apply_directory(schemas_copy)
+
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(SchemaVersion)).scalar_one() == versions_before
+    assert db.session.execute(select(Department.code, Department.label_fr)).all() == labels_before
+
+
+def test_same_files_make_no_new_version(app_context):
+    result = apply_directory(REPO / "schemas")
+    assert result.changed is False
+
+
+def test_cli_check_reports_error(app, schemas_copy):
+    _replace(schemas_copy / "mail_types" / "incoming.yaml", "default_department: DMI-SN", "default_department: DMI-XX")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["schemas", "check", "--dir", str(schemas_copy), "--lang", "en"])
+    assert result.exit_code == 1
+    assert "mail_types/incoming.yaml:" in result.output
+    assert "nothing was applied" in result.output
