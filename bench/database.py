@@ -24,6 +24,17 @@ BACKENDS = ("sqlite", "postgresql")
 log = logging.getLogger("bench")
 
 
+def configure_bench_logging() -> None:
+    """Send the benchmark's progress lines (logger "bench", INFO) to stderr, apart from the application's log."""
+    if log.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s bench: %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def sqlite_path(mail_count: int) -> Path:
     """Return the file of the SQLite benchmark database for ``mail_count`` mails."""
     return BENCH_VAR_DIR / f"estafette-{mail_count}.sqlite3"

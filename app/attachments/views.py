@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+
 from flask import Flask, Response, request
-from werkzeug.wsgi import wrap_file
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import lazy_gettext as _l
+from werkzeug.wsgi import wrap_file
 
 from app.attachments.filenames import content_disposition
 from app.attachments.models import Attachment

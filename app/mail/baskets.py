@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 
 from flask import g, has_request_context
 from sqlalchemy import Select, and_, false, func, select
@@ -98,3 +99,34 @@ def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple
     if has_request_context():
         g.estafette_basket_counts = counts
     return counts
+
+
+@dataclass
+class RegisterFilter:
+    """Filters of the register list; dates are legal dates, compared as dates."""
+
+    mail_type: str | None = None
+    category: str | None = None
+    arrival_from: date | None = None
+    arrival_to: date | None = None
+
+
+def register_page(user: UserContext, filters: RegisterFilter, page: int, page_size: int) -> tuple[list[Mail], int]:
+    """Return one page of the visible register, newest number first, and the total count."""
+    conditions = [visible_mail_clause(user)]
+    if filters.mail_type:
+        conditions.append(Mail.mail_type == filters.mail_type)
+    if filters.category:
+        conditions.append(Mail.category == filters.category)
+    if filters.arrival_from:
+        conditions.append(Mail.arrival_date >= filters.arrival_from)
+    if filters.arrival_to:
+        conditions.append(Mail.arrival_date <= filters.arrival_to)
+    condition = and_(*conditions)
+    total = int(db.session.execute(select(func.count()).select_from(Mail).where(condition)).scalar_one())
+    statement = (
+        select(Mail).where(condition)
+        .order_by(Mail.arrival_date.desc(), Mail.id.desc())
+        .limit(page_size).offset((max(1, page) - 1) * page_size)
+    )
+    return list(db.session.execute(statement).scalars()), total

@@ -18,7 +18,7 @@ from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.core.parsing import ParseError, parse_date
 from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
 from app.extensions import db
-from app.mail.baskets import basket_page
+from app.mail.baskets import RegisterFilter, basket_page, register_page
 from app.mail.fields import display_value
 from app.mail.forms import RegistrationFormBase, build_registration_form, custom_field_names
 from app.mail.models import Mail
@@ -229,6 +229,43 @@ class MailView(BaseView):
         return self.render_template(
             "mail/basket.html", result=result, locale=locale_code(), configuration=configuration,
             today=date.today(),
+        )
+
+    @expose("/list")
+    @login_required
+    def register_list(self) -> Any:
+        """The register: every visible mail, filtered by type, category and arrival dates.
+
+        Dates are typed dd/mm/yyyy and kept verbatim in the query string, so
+        paging and reloading never re-read them another way.
+        """
+        user = require_user()
+        configuration = current_configuration()
+        errors: dict[str, str] = {}
+        filters = RegisterFilter(
+            mail_type=request.args.get("mail_type") or None,
+            category=request.args.get("category") or None,
+        )
+        for name in ("arrival_from", "arrival_to"):
+            typed = (request.args.get(name) or "").strip()
+            if typed:
+                try:
+                    setattr(filters, name, parse_date(typed))
+                except ParseError:
+                    errors[name] = _("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")
+        if filters.arrival_from and filters.arrival_to and filters.arrival_from > filters.arrival_to:
+            errors["arrival_to"] = _("The end date is before the start date.")
+        if filters.mail_type and filters.mail_type not in configuration.mail_types:
+            errors["mail_type"] = _("Unknown mail type.")
+
+        page = request.args.get("page", 1, type=int) or 1
+        size = int(self._page_size())
+        items, total = ([], 0) if errors else register_page(user, filters, page, size)
+        arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+        return self.render_template(
+            "mail/register_list.html", items=items, total=total, page=page,
+            pages=max(1, -(-total // size)), errors=errors, arguments=arguments,
+            configuration=configuration, locale=locale_code(), today=date.today(),
         )
 
     @staticmethod

@@ -7,25 +7,30 @@ text (the French catalog may not be compiled).
 
 from __future__ import annotations
 
+import io
 import re
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from app.demo.letters import render_letter_pdf
 from app.mail.operations import today_in_paris
-from tests.browser.conftest import login, logout
+from tests.browser.conftest import DEFAULT_TIMEOUT_MS, login, logout
 
 pytestmark = pytest.mark.browser
 
 RESIDENCE_PERMIT = "residence_permit_request"
 RESIDENCE_PERMIT_DEPARTMENT = "DMI-SSE-BPT"
 MAIL_DETAIL_PATH = re.compile(r"/mail/(\d+)$")
-PREVIEW_PATH = re.compile(r"^/attachments/(\d+)/preview$")
+# Share of a PDF preview's pixels that must be white once a letter page is drawn.
+# An A4 page fills about a third of the preview frame at the viewer's default zoom.
+MIN_WHITE_SHARE = 0.10
 
 
 # --- Test data ------------------------------------------------------------
@@ -121,6 +126,24 @@ def open_basket(page: Page, basket_id: str) -> None:
     page.wait_for_url(re.compile(rf"/mail/basket/{basket_id}(\?.*)?$"))
 
 
+def wait_for_rendered_pdf(page: Page, frame_selector: str) -> None:
+    """Wait until the frame shows a white document page, as Chromium's PDF viewer draws it.
+
+    The viewer paints pages white on a dark grey background, so a frame with no
+    white area shows no document: a blocked or downloaded response, or a
+    viewer that failed to load the file.
+    """
+    frame = page.locator(frame_selector)
+    deadline = time.monotonic() + DEFAULT_TIMEOUT_MS / 1000
+    while True:
+        image = Image.open(io.BytesIO(frame.screenshot())).convert("L")
+        white = sum(count for level, count in enumerate(image.histogram()) if level >= 245)
+        if white >= MIN_WHITE_SHARE * image.width * image.height:
+            return
+        assert time.monotonic() < deadline, f"{frame_selector} shows no PDF page after {DEFAULT_TIMEOUT_MS} ms"
+        page.wait_for_timeout(100)
+
+
 def detail_cell(page: Page, text: str) -> Any:
     """Return the detail-table cells whose whole text is ``text``."""
     return page.locator(".mail-detail td").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
@@ -209,6 +232,7 @@ def test_registered_letter_reaches_department(
     attachment_id = page.locator("li[data-attachment]").get_attribute("data-attachment")
     preview_src = page.locator("iframe#pdf-preview").get_attribute("src")
     assert preview_src == f"/attachments/{attachment_id}/preview"
+    wait_for_rendered_pdf(page, "iframe#pdf-preview")
     screenshot("detail-sejour")
     preview = page.request.get(f"{live_server}{preview_src}")
     assert preview.status == 200

@@ -346,3 +346,27 @@ def test_correspondent_search_folds_accents(client_as, app):
     for query in ("soeurs", "SŒUR", "saint etienne", "charite"):
         results = client.get("/api/correspondents/search", query_string={"q": query}).get_json()["results"]
         assert [item["display_name"] for item in results] == ["Sœurs de la Charité de Saint-Étienne"], query
+
+
+def test_register_filter_keeps_french_dates(client_as, app):
+    with app.app_context():
+        clerk = user_context("courrier")
+        for arrival in (date(2026, 2, 2), date(2026, 2, 3), date(2026, 2, 12), date(2026, 3, 2)):
+            register_mail(clerk, _residence_request(arrival_date=arrival, correspondent=CorrespondentInput(
+                last_name="Martin", confirm_new=True)))
+    client = client_as("courrier")
+    arguments = {"arrival_from": "03/02/2026", "arrival_to": "12/02/2026"}
+    first = client.get("/mail/list", query_string=arguments).get_data(as_text=True)
+    assert re.findall(r'class="arrival">([^<]+)<', first) == ["12/02/2026", "03/02/2026"]
+    assert 'value="03/02/2026"' in first
+    # The page link carries the typed text unchanged, so paging filters on the same dates.
+    again = client.get("/mail/list", query_string={**arguments, "page": 1}).get_data(as_text=True)
+    assert re.findall(r'class="arrival">([^<]+)<', again) == ["12/02/2026", "03/02/2026"]
+    iso = client.get("/mail/list", query_string={"arrival_from": "2026-02-03", "arrival_to": "2026-02-12"}).get_data(as_text=True)
+    assert re.findall(r'class="arrival">([^<]+)<', iso) == ["12/02/2026", "03/02/2026"]
+
+
+def test_register_filter_rejects_bad_date(client_as):
+    html = client_as("courrier").get("/mail/list", query_string={"arrival_from": "31/02/2026"}).get_data(as_text=True)
+    assert 'data-error-for="arrival_from"' in html
+    assert 'value="31/02/2026"' in html

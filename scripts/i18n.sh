@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Maintain the gettext catalogs in translations/.
+#
+#   scripts/i18n.sh extract   write translations/messages.pot from app/ (see babel.cfg)
+#   scripts/i18n.sh update    extract, then merge the template into the fr and en catalogs
+#   scripts/i18n.sh compile   build the .mo files that the application loads
+#   scripts/i18n.sh check     exit 1 if a msgid of the code is missing from a catalog,
+#                             untranslated or fuzzy in French, or fails to compile
+#
+# Environment: PYBABEL is the pybabel program (default .venv/bin/pybabel) and
+# PYTHON the interpreter that runs the check (default: the python beside PYBABEL).
+#
+# French is the first language, so every msgid needs a French msgstr.  The
+# English catalog holds every msgid too, but its msgstr may stay empty because
+# the msgids are English.  An empty or fuzzy msgstr is left out of the .mo, and
+# Flask-Babel then shows Flask-AppBuilder's own translation of that msgid if it
+# has one (its directory comes first in BABEL_TRANSLATION_DIRECTORIES and ours
+# overrides it), else the msgid itself.
+#
+# Locations are written as file names without line numbers (--add-location=file):
+# translators still see where a string comes from, and moving code does not
+# rewrite the catalogs.  The .mo files are git-ignored: run `compile` after
+# each checkout and before starting the application.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYBABEL="${PYBABEL:-.venv/bin/pybabel}"
+PYTHON="${PYTHON:-$(dirname "$PYBABEL")/python}"
+TRANSLATIONS=translations
+TEMPLATE="$TRANSLATIONS/messages.pot"
+LOCALES=(fr en)
+KEYWORDS=(-k _l -k lazy_gettext -k _ -k gettext -k ngettext:1,2)
+
+usage() {
+    echo "usage: $0 extract|update|compile|check" >&2
+    exit 2
+}
+
+require_tools() {
+    if [[ ! -x "$PYBABEL" ]]; then
+        echo "error: pybabel not found at '$PYBABEL'; install requirements-dev.txt in .venv or set PYBABEL" >&2
+        exit 2
+    fi
+}
+
+project_version() {
+    sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml
+}
+
+# Extract the msgids of app/ into the file $1.
+extract_to() {
+    "$PYBABEL" -q extract -F babel.cfg "${KEYWORDS[@]}" \
+        --add-location=file --project=Estafette --version="$(project_version)" \
+        -o "$1" .
+}
+
+# Write messages.pot, but leave the file alone when only its creation date changed.
+extract() {
+    local fresh
+    fresh="$(mktemp)"
+    extract_to "$fresh"
+    if [[ -f "$TEMPLATE" ]] && diff -q -I '^"POT-Creation-Date:' "$TEMPLATE" "$fresh" >/dev/null; then
+        rm -f "$fresh"
+        echo "$TEMPLATE is up to date"
+    else
+        mv "$fresh" "$TEMPLATE"
+        echo "wrote $TEMPLATE ($(grep -c '^msgid ' "$TEMPLATE") entries including the header)"
+    fi
+}
+
+update() {
+    extract
+    local locale
+    for locale in "${LOCALES[@]}"; do
+        if [[ -f "$TRANSLATIONS/$locale/LC_MESSAGES/messages.po" ]]; then
+            "$PYBABEL" update -i "$TEMPLATE" -d "$TRANSLATIONS" -l "$locale" \
+                --previous --ignore-pot-creation-date
+        else
+            "$PYBABEL" init -i "$TEMPLATE" -d "$TRANSLATIONS" -l "$locale"
+        fi
+    done
+}
+
+compile() {
+    "$PYBABEL" compile -d "$TRANSLATIONS" --statistics
+}
+
+check() {
+    local workdir status=0
+    workdir="$(mktemp -d)"
+    # shellcheck disable=SC2064  # expand $workdir now, while it is set
+    trap "rm -rf '$workdir'" EXIT
+    extract_to "$workdir/messages.pot"
+
+    "$PYTHON" - "$workdir/messages.pot" "$TRANSLATIONS" <<'PY' || status=1
+"""Compare the msgids of the code with the fr and en catalogs."""
+
+import re
+import sys
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+template_path, translations = Path(sys.argv[1]), Path(sys.argv[2])
+# Jinja's newstyle gettext applies "%" to every string of a template, and
+# Flask-Babel's gettext only to strings given variables.  So a msgstr may
+# contain "%" only where its msgid does, and beside named placeholders each
+# "%" must open "%(name)s" or be written "%%".
+STRAY_PERCENT = re.compile(r"%(?!\(\w+\)|%)")
+
+
+def has_percent_problem(msgid, form):
+    if "%" not in msgid:
+        return "%" in form
+    return "%(" in msgid and STRAY_PERCENT.search(form) is not None
+
+
+def read_catalog(path, locale=None):
+    with path.open("rb") as handle:
+        return read_po(handle, locale=locale)
+
+
+def msgstr_forms(message):
+    return list(message.string) if isinstance(message.string, (list, tuple)) else [message.string]
+
+
+def fail(title, ids):
+    print(f"{title} ({len(ids)}):", file=sys.stderr)
+    for msgid in ids:
+        print(f"  {msgid!r}", file=sys.stderr)
+
+
+template = read_catalog(template_path)
+code_ids = [message.id for message in template if message.id]
+problems = 0
+
+for locale, translation_required in (("fr", True), ("en", False)):
+    po_path = translations / locale / "LC_MESSAGES" / "messages.po"
+    if not po_path.is_file():
+        print(f"error: {po_path} is missing; run scripts/i18n.sh update", file=sys.stderr)
+        problems += 1
+        continue
+    catalog = read_catalog(po_path, locale)
+    missing, untranslated, fuzzy, stray = [], [], [], []
+    for msgid in code_ids:
+        message = catalog.get(msgid)
+        if message is None:
+            missing.append(msgid)
+            continue
+        if message.fuzzy:
+            fuzzy.append(msgid)
+        forms = msgstr_forms(message)
+        if translation_required and not all(forms):
+            untranslated.append(msgid)
+        if any(has_percent_problem(msgid, form) for form in forms if form):
+            stray.append(msgid)
+    if catalog.fuzzy:
+        print(f"error: {po_path} is marked fuzzy in its header; pybabel compile would skip it", file=sys.stderr)
+        problems += 1
+    for title, ids in (
+        (f"error: msgids of the code missing from {po_path}; run scripts/i18n.sh update", missing),
+        (f"error: msgids without a translation in {po_path}", untranslated),
+        (f"error: fuzzy entries in {po_path}; review each translation and remove its fuzzy flag", fuzzy),
+        (f"error: msgstr with a '%' that its msgid does not have in {po_path}", stray),
+    ):
+        if ids:
+            fail(title, ids)
+            problems += 1
+    extra = sorted(message.id for message in catalog if message.id and message.id not in set(code_ids))
+    if extra:
+        print(f"note: {len(extra)} msgid(s) of {po_path} are no longer in the code; "
+              "scripts/i18n.sh update marks them obsolete", file=sys.stderr)
+
+sys.exit(1 if problems else 0)
+PY
+
+    # pybabel compile runs babel's checkers (placeholders of python-format
+    # entries) and exits 1 on any error; compile into the temporary directory
+    # so that check never changes the repository.
+    local locale
+    for locale in "${LOCALES[@]}"; do
+        local po="$TRANSLATIONS/$locale/LC_MESSAGES/messages.po"
+        [[ -f "$po" ]] || continue
+        if ! "$PYBABEL" compile -i "$po" -o "$workdir/$locale.mo" -l "$locale" --statistics; then
+            echo "error: pybabel compile failed for $po (see the errors above)" >&2
+            status=1
+        fi
+    done
+
+    if [[ $status -ne 0 ]]; then
+        echo "i18n check failed" >&2
+        return 1
+    fi
+    echo "i18n check passed: ${#LOCALES[@]} catalogs cover every msgid of the code"
+}
+
+[[ $# -eq 1 ]] || usage
+require_tools
+case "$1" in
+    extract) extract ;;
+    update) update ;;
+    compile) compile ;;
+    check) check ;;
+    *) usage ;;
+esac
