@@ -476,8 +476,18 @@ def generated_mails(count: int, seed: int, today: date) -> Iterable[dict[str, An
     return iter_mails(seed, count, today, weights)
 
 
-def load_mails(count: int, seed: int, today: date | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> LoadResult:
-    """Generate ``count`` mails and insert them with the bulk loader; call inside an app context."""
+def load_mails(
+    count: int,
+    seed: int,
+    today: date | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    deadline: float | None = None,
+) -> LoadResult:
+    """Generate ``count`` mails and insert them with the bulk loader; call inside an app context.
+
+    ``deadline`` is a time.monotonic() value: the load raises TimeoutError at
+    the first batch that ends after it, keeping the batches already committed.
+    """
     today = today or today_in_paris()
     started = time.perf_counter()
     loader = BulkLoader(seed, today, batch_size)
@@ -486,6 +496,8 @@ def load_mails(count: int, seed: int, today: date | None = None, batch_size: int
         loader.add(generated)
         if loader.batch.mail_count >= batch_size:
             loader.flush()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"bulk load stopped after {loader.result.mails} of {count} mails: time limit reached")
         if loader.result.mails % PROGRESS_EVERY == 0:
             elapsed = time.perf_counter() - started
             log.info(

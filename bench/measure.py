@@ -183,9 +183,12 @@ def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, A
 
     load_before = load_average()
     durations = []
+    cpu_durations = []
     for _ in range(requests):
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         _get_basket_page(client)
+        cpu_durations.append(time.thread_time() - cpu_started)
         durations.append(time.perf_counter() - started)
 
     with app.app_context():
@@ -202,6 +205,9 @@ def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, A
         "username": username,
         "basket_total": int(total_match.group(1)) if total_match else None,
         "timing": summarise_ms(durations),
+        # CPU time of this thread: less sensitive than wall time to other
+        # processes on the machine, but it leaves out PostgreSQL's own work.
+        "cpu_time": summarise_ms(cpu_durations),
         "statements_per_request": max(counts),
         "sql_time": summarise_ms(sql_seconds),
         "statements": recorder.breakdown(sql_requests),
@@ -416,6 +422,7 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
     durations = []
     load_before = load_average()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     for generated in mails:
         call_started = time.perf_counter()
         actor, department = actors.pick(generated["category"])
@@ -438,11 +445,14 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
             known[id(correspondent)] = mail.correspondents[0].correspondent_id
         durations.append(time.perf_counter() - call_started)
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     db.session.remove()
     return {
         "registrations": count,
         "seconds": round(elapsed, 3),
         "per_second": round(count / elapsed, 1),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "per_cpu_second": round(count / cpu_seconds, 1),
         "latency": summarise_ms(durations),
         "last_mail_id_before": mails_before,
         "load_average_before": load_before,

@@ -5,10 +5,12 @@
 #   scripts/i18n.sh update    extract, then merge the template into the fr and en catalogs
 #   scripts/i18n.sh compile   build the .mo files that the application loads
 #   scripts/i18n.sh check     exit 1 if a msgid of the code is missing from a catalog,
-#                             untranslated or fuzzy in French, or fails to compile
+#                             fuzzy, untranslated in French, or fails to compile
 #
-# Environment: PYBABEL is the pybabel program (default .venv/bin/pybabel) and
-# PYTHON the interpreter that runs the check (default: the python beside PYBABEL).
+# Environment: PYBABEL is the pybabel program (default .venv/bin/pybabel, a
+# relative path being relative to the repository root, a bare name looked up
+# in PATH) and PYBABEL_PYTHON the interpreter, with Babel installed, that runs
+# the check (default: the python or python3 beside PYBABEL).
 #
 # French is the first language, so every msgid needs a French msgstr.  The
 # English catalog holds every msgid too, but its msgstr may stay empty because
@@ -27,7 +29,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PYBABEL="${PYBABEL:-.venv/bin/pybabel}"
-PYTHON="${PYTHON:-$(dirname "$PYBABEL")/python}"
+if [[ "$PYBABEL" != */* ]]; then
+    PYBABEL="$(command -v "$PYBABEL" || echo "$PYBABEL")"
+fi
+if [[ -z "${PYBABEL_PYTHON:-}" ]]; then
+    PYBABEL_PYTHON="$(dirname "$PYBABEL")/python"
+    [[ -x "$PYBABEL_PYTHON" ]] || PYBABEL_PYTHON="$(dirname "$PYBABEL")/python3"
+fi
 TRANSLATIONS=translations
 TEMPLATE="$TRANSLATIONS/messages.pot"
 LOCALES=(fr en)
@@ -40,7 +48,11 @@ usage() {
 
 require_tools() {
     if [[ ! -x "$PYBABEL" ]]; then
-        echo "error: pybabel not found at '$PYBABEL'; install requirements-dev.txt in .venv or set PYBABEL" >&2
+        echo "error: pybabel not found at '$PYBABEL'; run 'make venv' or set PYBABEL" >&2
+        exit 2
+    fi
+    if [[ "$1" == check && ! -x "$PYBABEL_PYTHON" ]]; then
+        echo "error: python not found at '$PYBABEL_PYTHON'; set PYBABEL_PYTHON to the interpreter that has Babel" >&2
         exit 2
     fi
 }
@@ -94,7 +106,7 @@ check() {
     trap "rm -rf '$workdir'" EXIT
     extract_to "$workdir/messages.pot"
 
-    "$PYTHON" - "$workdir/messages.pot" "$TRANSLATIONS" <<'PY' || status=1
+    "$PYBABEL_PYTHON" - "$workdir/messages.pot" "$TRANSLATIONS" <<'PY' || status=1
 """Compare the msgids of the code with the fr and en catalogs."""
 
 import re
@@ -104,17 +116,30 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 template_path, translations = Path(sys.argv[1]), Path(sys.argv[2])
-# Jinja's newstyle gettext applies "%" to every string of a template, and
+# Jinja's newstyle gettext applies "%" to every string of a template, but
 # Flask-Babel's gettext only to strings given variables.  So a msgstr may
-# contain "%" only where its msgid does, and beside named placeholders each
-# "%" must open "%(name)s" or be written "%%".
+# contain "%" only if its msgid does, and then each "%" opens "%(name)s" or is "%%".
 STRAY_PERCENT = re.compile(r"%(?!\(\w+\)|%)")
+# pybabel compile rejects unknown placeholders but accepts a msgstr that drops one.
+NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)")
+
+
+def placeholders_differ(msgid, form):
+    """Compare placeholder names; a plural form may omit the singular's or plural's."""
+    expected = set(NAMED_PLACEHOLDER.findall(" ".join(msgid) if isinstance(msgid, tuple) else msgid))
+    found = set(NAMED_PLACEHOLDER.findall(form))
+    return not found <= expected if isinstance(msgid, tuple) else found != expected
 
 
 def has_percent_problem(msgid, form):
-    if "%" not in msgid:
+    source = " ".join(msgid) if isinstance(msgid, tuple) else msgid
+    if "%" not in source:
         return "%" in form
-    return "%(" in msgid and STRAY_PERCENT.search(form) is not None
+    return "%(" in source and STRAY_PERCENT.search(form) is not None
+
+
+def singular(msgid):
+    return msgid[0] if isinstance(msgid, tuple) else msgid
 
 
 def read_catalog(path, locale=None):
@@ -143,7 +168,7 @@ for locale, translation_required in (("fr", True), ("en", False)):
         problems += 1
         continue
     catalog = read_catalog(po_path, locale)
-    missing, untranslated, fuzzy, stray = [], [], [], []
+    missing, untranslated, fuzzy, stray, mismatched = [], [], [], [], []
     for msgid in code_ids:
         message = catalog.get(msgid)
         if message is None:
@@ -156,6 +181,8 @@ for locale, translation_required in (("fr", True), ("en", False)):
             untranslated.append(msgid)
         if any(has_percent_problem(msgid, form) for form in forms if form):
             stray.append(msgid)
+        if any(placeholders_differ(msgid, form) for form in forms if form):
+            mismatched.append(msgid)
     if catalog.fuzzy:
         print(f"error: {po_path} is marked fuzzy in its header; pybabel compile would skip it", file=sys.stderr)
         problems += 1
@@ -164,11 +191,13 @@ for locale, translation_required in (("fr", True), ("en", False)):
         (f"error: msgids without a translation in {po_path}", untranslated),
         (f"error: fuzzy entries in {po_path}; review each translation and remove its fuzzy flag", fuzzy),
         (f"error: msgstr with a '%' that its msgid does not have in {po_path}", stray),
+        (f"error: msgstr whose %(name)s placeholders differ from its msgid's in {po_path}", mismatched),
     ):
         if ids:
             fail(title, ids)
             problems += 1
-    extra = sorted(message.id for message in catalog if message.id and message.id not in set(code_ids))
+    code_keys = {singular(msgid) for msgid in code_ids}
+    extra = [message.id for message in catalog if message.id and singular(message.id) not in code_keys]
     if extra:
         print(f"note: {len(extra)} msgid(s) of {po_path} are no longer in the code; "
               "scripts/i18n.sh update marks them obsolete", file=sys.stderr)
@@ -176,9 +205,9 @@ for locale, translation_required in (("fr", True), ("en", False)):
 sys.exit(1 if problems else 0)
 PY
 
-    # pybabel compile runs babel's checkers (placeholders of python-format
-    # entries) and exits 1 on any error; compile into the temporary directory
-    # so that check never changes the repository.
+    # pybabel compile runs Babel's placeholder checks on python-format entries
+    # and exits 1 on an error.  It writes into the temporary directory, so
+    # check leaves the repository unchanged.
     local locale
     for locale in "${LOCALES[@]}"; do
         local po="$TRANSLATIONS/$locale/LC_MESSAGES/messages.po"
@@ -197,7 +226,7 @@ PY
 }
 
 [[ $# -eq 1 ]] || usage
-require_tools
+require_tools "$1"
 case "$1" in
     extract) extract ;;
     update) update ;;

@@ -1,17 +1,18 @@
 """Flask-AppBuilder's user-visible messages, marked here so that our catalog translates them.
 
-Flask-AppBuilder 5.3.0 ships a French catalog that is incomplete and dated
-("Nombre de record", titles left in English).  Flask-Babel 4 loads the
+Flask-AppBuilder 5.3.0 ships a French catalog that leaves many of these
+msgids in English ("Edit", "Delete", "Actions") and words others badly
+("Nombre de record", "S'enregistrer" for "Sign In").  Flask-Babel 4 loads the
 catalogs of BABEL_TRANSLATION_DIRECTORIES in order and lets each later one
 override the msgids it shares with the earlier ones (``Domain.get_translations``
 merges them with ``Translations.merge``).  Flask-AppBuilder puts its own
 directory first, so a msgid that is translated in ``translations/fr`` wins
 over Flask-AppBuilder's text.
 
-``pybabel extract`` only sees msgids written in our code, so this module
-repeats each Flask-AppBuilder msgid that a user can meet with our settings:
-database login, security views on, self-registration off.  Nothing imports
-it at run time.  Each string must be Flask-AppBuilder's msgid character for
+``pybabel extract`` reads only our code, so this module repeats each
+Flask-AppBuilder msgid that a user can meet with our settings: database
+login, security views on, self-registration off.  The application never
+imports it.  Each string must be Flask-AppBuilder's msgid character for
 character, or it translates nothing: tests/unit/test_translations.py checks
 them against the installed package.
 

@@ -20,7 +20,13 @@ from app.correspondents.operations import CorrespondentInput, DuplicateCorrespon
 from app.extensions import db
 from app.mail.baskets import RegisterFilter, basket_page, register_page
 from app.mail.fields import display_value
-from app.mail.forms import RegistrationFormBase, build_registration_form, custom_field_names
+from app.mail.forms import (
+    CHANNEL_CHOICES,
+    PRIORITY_CHOICES,
+    RegistrationFormBase,
+    build_registration_form,
+    custom_field_names,
+)
 from app.mail.models import Mail
 from app.mail.operations import Registration, register_mail
 from app.mail.visibility import can_see
@@ -216,6 +222,8 @@ class MailView(BaseView):
         return self.render_template(
             "mail/detail.html", mail=mail, spec=spec, locale=locale, custom=custom,
             status_label=status.labels.get(locale) if status else mail.status,
+            channel_labels={key: str(label) for key, label in CHANNEL_CHOICES},
+            priority_labels={key: str(label) for key, label in PRIORITY_CHOICES},
         )
 
     @expose("/basket/<basket_id>")

@@ -84,11 +84,21 @@ def _legal_date(value: date | None, style: str = "short") -> str:
     return value.strftime("%d/%m/%Y")
 
 
+def _file_size(size: int) -> str:
+    """Format a size in bytes as "2,1 Ko" / "2.1 kB" in the current locale."""
+    from flask_babel import format_decimal
+    from flask_babel import gettext as _
+
+    if size < 1024 * 1024:
+        return _("%(size)s KB", size=format_decimal(round(size / 1024, 1), "#,##0.0"))
+    return _("%(size)s MB", size=format_decimal(round(size / (1024 * 1024), 1), "#,##0.0"))
+
+
 def _local_datetime(value: datetime | None) -> str:
     """Format a UTC timestamp in Europe/Paris time."""
     if value is None:
         return ""
-    return format_datetime(value, "dd/MM/yyyy HH:mm" if str(get_locale()) == "fr" else "dd/MM/yyyy HH:mm")
+    return format_datetime(value, "dd/MM/yyyy HH:mm")
 
 
 def _template_context() -> dict[str, Any]:
@@ -122,3 +132,4 @@ def install(app: Flask) -> None:
     app.context_processor(_template_context)
     app.jinja_env.filters["legal_date"] = _legal_date
     app.jinja_env.filters["local_datetime"] = _local_datetime
+    app.jinja_env.filters["file_size"] = _file_size

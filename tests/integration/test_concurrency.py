@@ -69,10 +69,8 @@ def test_writers_never_see_locked_database(app):
                 while not stop.is_set():
                     mail_id = db.session.execute(select(Mail.id).limit(1)).scalar()
                     if mail_id is not None:
-                        run_in_write_transaction(
-                            lambda: db.session.add(HistoryEntry(mail_id=mail_id, event="reminder_sent", details={})),
-                            "history writer",
-                        )
+                        entry = HistoryEntry(mail_id=mail_id, event="reminder_sent", details={})
+                        run_in_write_transaction(lambda entry=entry: db.session.add(entry), "history writer")
                     db.session.execute(text("SELECT count(*) FROM mail")).scalar()
                     db.session.commit()
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
