@@ -45,13 +45,16 @@ serve: venv
 	$(BIN)/gunicorn -c gunicorn.conf.py run:app
 
 system-packages:
-	bash scripts/ensure-system-packages.sh --postgres --browser --documents
+	bash scripts/ensure-system-packages.sh --postgres --browser --documents --search
 
 test: setup system-packages
 	bash scripts/i18n.sh check
 	$(BIN)/ruff check app tests bench config.py run.py
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgresql
+	@# The search tests also run against a real OpenSearch node, stopped whatever the outcome.
+	export ESTAFETTE_TEST_OPENSEARCH_URL="$$(bash scripts/opensearch-node.sh start | tail -1)" \
+		&& trap 'bash scripts/opensearch-node.sh stop' EXIT \
+		&& $(MAKE) --no-print-directory test-sqlite \
+		&& $(MAKE) --no-print-directory test-postgresql
 
 test-sqlite: venv
 	ESTAFETTE_TEST_DATABASE_URL= $(BIN)/python -m pytest -q tests

@@ -18,6 +18,10 @@ VAR_DIR = Path(os.environ.get("ESTAFETTE_VAR_DIR", BASE_DIR / "var"))
 # Secrets shorter than this are rejected in production.
 MIN_SECRET_KEY_LENGTH = 32
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-never-use-in-production"
+SCHEDULER_MODES = ("in-process", "external", "off")
+MAIL_BACKENDS = ("folder", "smtp")
+SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
+SEARCH_BACKENDS = ("embedded", "opensearch", "elasticsearch")
 
 
 def _env(name: str, default: Any) -> Any:
@@ -83,6 +87,42 @@ class BaseConfig:
 
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
 
+    # Scheduled work: "in-process" runs the scheduler in each web process, which
+    # compete for a database lease so that one runs the jobs; "external" leaves it
+    # to `flask scheduler run`; "off" runs nothing.
+    SCHEDULER_MODE = _env("SCHEDULER_MODE", "in-process")
+    # Seconds between two passes of the scheduler over due reminders and e-mail.
+    SCHEDULER_INTERVAL_SECONDS = _env("SCHEDULER_INTERVAL_SECONDS", 60)
+    # Seconds a process holds the scheduler lease without renewing it.
+    SCHEDULER_LEASE_SECONDS = _env("SCHEDULER_LEASE_SECONDS", 300)
+    # Hour (Europe/Paris) of reminders and of the daily digest.
+    REMINDER_HOUR = _env("REMINDER_HOUR", 9)
+    DIGEST_HOUR = _env("DIGEST_HOUR", 7)
+
+    # E-mail: "folder" writes .eml files to MAIL_OUTBOX_DIR, "smtp" sends through SMTP_HOST.
+    MAIL_BACKEND = _env("MAIL_BACKEND", "folder")
+    MAIL_OUTBOX_DIR = _env("MAIL_OUTBOX_DIR", str(VAR_DIR / "mail-outbox"))
+    MAIL_SENDER = _env("MAIL_SENDER", "Estafette <estafette@localhost>")
+    SMTP_HOST = _env("SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = _env("SMTP_PORT", 25)
+    # "none", "starttls" or "ssl" (implicit TLS, usually port 465).
+    SMTP_SECURITY = _env("SMTP_SECURITY", "none")
+    SMTP_USERNAME = _env("SMTP_USERNAME", "")
+    SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
+    SMTP_TIMEOUT_SECONDS = _env("SMTP_TIMEOUT_SECONDS", 30)
+    # Address of the portal as users reach it, for the links in e-mail.
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+    # Search: "embedded" (full-text search inside the database), "opensearch" or
+    # "elasticsearch" (SEARCH_URL, e.g. http://127.0.0.1:9200, index SEARCH_INDEX).
+    SEARCH_BACKEND = _env("SEARCH_BACKEND", "embedded")
+    SEARCH_URL = _env("SEARCH_URL", "")
+    SEARCH_INDEX = _env("SEARCH_INDEX", "estafette-mail")
+    SEARCH_TIMEOUT_SECONDS = _env("SEARCH_TIMEOUT_SECONDS", 10)
+    SEARCH_PAGE_SIZE = _env("SEARCH_PAGE_SIZE", 20)
+    # Tesseract language of scanned letters; "" turns OCR off.
+    SEARCH_OCR_LANGUAGE = _env("SEARCH_OCR_LANGUAGE", "fra")
+
 
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
@@ -97,6 +137,9 @@ class TestConfig(BaseConfig):
     STORAGE_ROOT = str(VAR_DIR / "test-storage")
     SCHEMA_REFRESH_SECONDS = 0
     LOG_LEVEL = "WARNING"
+    # Tests start a scheduler themselves when they need one.
+    SCHEDULER_MODE = "off"
+    MAIL_OUTBOX_DIR = str(VAR_DIR / "test-mail-outbox")
 
 
 class ProductionConfig(BaseConfig):
@@ -139,6 +182,26 @@ def validate(settings: dict[str, Any]) -> None:
             )
     if int(settings.get("MAX_UPLOAD_BYTES", 0)) <= 0:
         raise ConfigurationError("ESTAFETTE_MAX_UPLOAD_BYTES must be a positive number of bytes.")
+    if settings.get("SCHEDULER_MODE", "off") not in SCHEDULER_MODES:
+        raise ConfigurationError(
+            f"ESTAFETTE_SCHEDULER_MODE {settings['SCHEDULER_MODE']!r} is invalid: use one of {', '.join(SCHEDULER_MODES)}."
+        )
+    if settings.get("MAIL_BACKEND", "folder") not in MAIL_BACKENDS:
+        raise ConfigurationError(
+            f"ESTAFETTE_MAIL_BACKEND {settings['MAIL_BACKEND']!r} is invalid: use one of {', '.join(MAIL_BACKENDS)}."
+        )
+    if settings.get("SMTP_SECURITY", "none") not in SMTP_SECURITY_MODES:
+        raise ConfigurationError(
+            f"ESTAFETTE_SMTP_SECURITY {settings['SMTP_SECURITY']!r} is invalid: use one of {', '.join(SMTP_SECURITY_MODES)}."
+        )
+    if settings.get("SEARCH_BACKEND", "embedded") not in SEARCH_BACKENDS:
+        raise ConfigurationError(
+            f"ESTAFETTE_SEARCH_BACKEND {settings['SEARCH_BACKEND']!r} is invalid: use one of {', '.join(SEARCH_BACKENDS)}."
+        )
+    if settings.get("SEARCH_BACKEND", "embedded") != "embedded" and not settings.get("SEARCH_URL"):
+        raise ConfigurationError(
+            f"ESTAFETTE_SEARCH_URL is missing: the {settings['SEARCH_BACKEND']} search backend needs the cluster's URL."
+        )
     if not Path(settings["SCHEMAS_DIR"]).is_dir():
         raise ConfigurationError(
             f"ESTAFETTE_SCHEMAS_DIR {settings['SCHEMAS_DIR']!r} is not a directory."

@@ -1,9 +1,9 @@
 """Gunicorn settings for Estafette (`gunicorn -c gunicorn.conf.py run:app`).
 
 Each setting can be overridden by an environment variable.  On SQLite only one
-worker process is allowed: writers in several processes would queue on the
-file lock, and the in-process scheduler must run once; threads serve requests
-in parallel instead.  Use PostgreSQL to run several workers.
+worker process is allowed, because writers in several processes would queue on
+the file lock.  Threads serve requests in parallel instead.  Use PostgreSQL to
+run several workers.
 """
 
 import os
@@ -22,3 +22,11 @@ def on_starting(server):
             f"Estafette on SQLite runs with one worker process, not {server.cfg.workers}: "
             "set ESTAFETTE_WORKERS=1 and raise ESTAFETTE_THREADS, or use PostgreSQL."
         )
+
+
+def post_worker_init(worker):
+    # Start the in-process scheduler when the worker boots, not at its first request, so that
+    # reminders that fell due while the server was stopped go out without waiting for a visitor.
+    from app.scheduler.runner import start_in_process
+
+    start_in_process(worker.wsgi)

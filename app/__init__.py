@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 # Each area keeps its templates beside its code; Flask-AppBuilder's come after.
 TEMPLATE_DIRS = [
-    str(settings.BASE_DIR / "app" / area / "templates") for area in ("portal", "mail")
+    str(settings.BASE_DIR / "app" / area / "templates") for area in (
+        "portal", "mail", "deadlines", "notifications", "scheduler", "actions", "routing", "absences", "search",
+    )
 ]
 
 
@@ -72,26 +74,48 @@ def init_security(app: Flask) -> None:
 
 
 def register_views(app: Flask) -> None:
+    from app.absences.views import register as register_absence_views
+    from app.actions.views import register as register_action_views
     from app.attachments.views import register as register_attachment_views
     from app.correspondents.views import register as register_correspondent_views
+    from app.deadlines.views import register as register_deadline_views
     from app.mail.views import register as register_mail_views
+    from app.notifications.views import register as register_notification_views
     from app.portal.views import register as register_portal_views
+    from app.routing.views import register as register_routing_views
+    from app.scheduler.views import register as register_scheduler_views
+    from app.search.views import register as register_search_views
 
     register_portal_views(app, appbuilder)
     register_mail_views(app, appbuilder)
     register_attachment_views(app, appbuilder)
     register_correspondent_views(app, appbuilder)
+    register_deadline_views(app, appbuilder)
+    register_notification_views(app, appbuilder)
+    register_scheduler_views(app, appbuilder)
+    register_action_views(app, appbuilder)
+    register_routing_views(app, appbuilder)
+    register_absence_views(app, appbuilder)
+    register_search_views(app, appbuilder)
 
 
 def register_commands(app: Flask) -> None:
     from app.configuration.cli import schemas_cli
     from app.demo.cli import demo_cli
+    from app.routing.cli import routing_cli
+    from app.scheduler.cli import scheduler_cli
+    from app.search.cli import search_cli
 
     app.cli.add_command(schemas_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(routing_cli)
+    app.cli.add_command(scheduler_cli)
+    app.cli.add_command(search_cli)
 
 
 def register_request_hooks(app: Flask) -> None:
     from app.portal.hooks import install
+    from app.scheduler.runner import install as install_scheduler
 
     install(app)
+    install_scheduler(app)

@@ -63,7 +63,7 @@ def start_postgresql() -> str:
         )
     lines = result.stdout.strip().splitlines()
     if not lines or not lines[-1].startswith("postgresql"):
-        raise RuntimeError(f"{ENSURE_POSTGRES.name} printed no database URL; its stdout was {result.stdout!r}")
+        raise RuntimeError(f"{ENSURE_POSTGRES.name} printed no database URL, its stdout was {result.stdout!r}")
     return lines[-1]
 
 
@@ -94,7 +94,7 @@ def database_url(backend: str, mail_count: int, fresh: bool) -> str:
         if fresh:
             reset_postgresql(url)
         return url
-    raise ValueError(f"invalid backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    raise ValueError(f"invalid backend {backend!r}, expected one of {', '.join(BACKENDS)}")
 
 
 def create_bench_app(url: str) -> Flask:

@@ -18,10 +18,11 @@ like one a prefecture has used for a year:
   default department of each mail type;
 - assignees: demo agents of the handling department or of one of its
   sub-departments, on part of the processed mail;
+- a closing time on closed mail, when the mail table has ``closed_at``;
 - search outbox rows already marked processed, as after the indexer ran.
 
-Later status changes get no history entry because the application has no
-operation that writes one yet.
+Each mail gets only the history entry of its registration: the status
+changes that led to its loaded status have none.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
@@ -81,7 +82,7 @@ OPEN_STATUS_WEIGHTS = {
     "to_send": 8,
 }
 CLOSED_STATUS_WEIGHTS = {"closed": 85, "closed_without_follow_up": 15}
-# Statuses of mail nobody has taken yet: such mail has no assignee.
+# Statuses of mail that no agent has taken yet, so such mail has no assignee.
 UNASSIGNED_STATUSES = {"new", "to_qualify"}
 ASSIGNED_SHARE = 0.7
 
@@ -117,7 +118,7 @@ class _UserRow:
 
 @dataclass
 class LoadResult:
-    """What ``load_mails`` wrote, and how long it took."""
+    """Row counts and duration of one bulk load."""
 
     mails: int = 0
     open_mails: int = 0
@@ -199,6 +200,8 @@ class BulkLoader:
             for department in self.department_list
         }
         self._check_statuses()
+        # Set by the close actions, in versions of the schema that have it.
+        self.has_closed_at = "closed_at" in Mail.__table__.c
 
         self.next_ids = {table.name: self._max_id(table) + 1 for table in _Batch.TABLES}
         self.counters = self._load_counters()
@@ -296,6 +299,12 @@ class BulkLoader:
         noon = datetime.combine(arrival, time_of_day(12, 0), tzinfo=PARIS)
         return min(noon, self.now)
 
+    def _closing_time(self, created_at: datetime, due_date: date | None) -> datetime:
+        # Closed mail was closed some days after registration, around its due date, never after now.
+        days = (due_date - created_at.date()).days if due_date else 10
+        delay = timedelta(days=max(0, days) * self.rng.uniform(0.3, 1.2), hours=self.rng.uniform(0, 8))
+        return min(created_at + delay, self.now)
+
     def _correspondent_id(self, generated: dict[str, Any], author: _UserRow, created_at: datetime) -> int | None:
         data = generated.get("correspondent")
         if data is None:
@@ -334,7 +343,7 @@ class BulkLoader:
         correspondent_id = self._correspondent_id(generated, author, created_at)
 
         rows = self.batch.rows
-        rows["mail"].append({
+        mail_row = {
             "id": mail_id,
             "chrono": chrono,
             "chrono_year": arrival.year,
@@ -358,7 +367,14 @@ class BulkLoader:
             "created_by_id": author.id,
             "updated_at": created_at,
             "row_version": 1,
-        })
+        }
+        if self.has_closed_at:
+            closed_at = None
+            if status in self.configuration.closed_statuses:
+                closed_at = self._closing_time(created_at, due_date)
+                mail_row["updated_at"] = closed_at
+            mail_row["closed_at"] = closed_at
+        rows["mail"].append(mail_row)
         if correspondent_id is not None:
             rows["mail_correspondent"].append({
                 "id": self._take_id("mail_correspondent"),

@@ -63,6 +63,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             "scripts/ensure-postgres.sh, database estafette_bench, which is emptied first."
         ),
     )
+
     parser.add_argument("--mails", type=int, required=True, help="Number of mails to bulk-load, e.g. 100000.")
     parser.add_argument("--database", choices=BACKENDS, required=True, help="Database backend to build and measure.")
     parser.add_argument(
@@ -91,6 +92,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="Stop the run when the load and the measurements together exceed this many minutes (default: 40).",
     )
     args = parser.parse_args(argv)
+
     if args.mails < 0:
         parser.error(f"--mails must be 0 or more, got {args.mails}")
     if args.requests < 1:
@@ -131,6 +133,20 @@ def describe_machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlalchemy": sa.__version__,
         "sqlite_library": sqlite3.sqlite_version,
+    }
+
+
+def describe_code() -> dict[str, Any]:
+    """Return the git commit and the files of the application that differ from it."""
+
+    def git(*arguments: str) -> str:
+        result = subprocess.run(["git", *arguments], cwd=REPO, capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "app", "migrations", "schemas", "config.py")
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "uncommitted_changes": [line[3:] for line in changed.splitlines()],
     }
 
 
@@ -260,13 +276,15 @@ def format_report(results: dict[str, Any]) -> str:
             f"{registrations['per_second']}/s (latency p50 {registrations['latency']['p50_ms']} ms, "
             f"p95 {registrations['latency']['p95_ms']} ms, {registrations['per_cpu_second']}/s of CPU time)"
         )
+
     lines.append("")
-    lines.append(f"'{'À traiter'}' basket, milliseconds   p50      p95")
+    lines.append("'À traiter' basket, milliseconds   p50      p95")
     for username, page in measurements["basket_pages"].items():
         functions = measurements["basket_functions"][username]
         raw = measurements["basket_raw_sql"][username]
         lines.append(f"{username} ({page['basket_total']} mails in the basket)")
         lines.append(f"  HTTP page                     {_timing_cells(page['timing'])}   {page['statements_per_request']} SQL statements")
+        lines.append(f"  HTTP page, thread CPU time    {_timing_cells(page['cpu_time'])}")
         lines.append(f"  basket_page()                 {_timing_cells(functions['basket_page'])}")
         lines.append(f"  basket_counts() (menu)        {_timing_cells(functions['basket_counts'])}")
         lines.append(f"  raw SQL count + select        {_timing_cells(raw['count_and_select'])}")
@@ -297,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_at.isoformat(timespec="seconds"),
         "mails": args.mails,
         "machine": describe_machine(),
+        "code": describe_code(),
         "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
     }
     url = database_url(args.database, args.mails, fresh=not args.reuse_database)

@@ -3,15 +3,17 @@
 # the ones already installed. A run with nothing to install only queries the
 # dpkg database, so it needs no network and no apt-get update.
 #
-# Usage: scripts/ensure-system-packages.sh [--browser] [--postgres] [--documents]
+# Usage: scripts/ensure-system-packages.sh [--browser] [--postgres] [--documents] [--search]
 #   --postgres   PostgreSQL server and client from the Debian release
 #                (Debian 12: PostgreSQL 15, contrib modules such as unaccent included)
 #   --browser    Chromium, its WebDriver and the Liberation fonts, for browser tests
-#   --documents  poppler-utils (pdftotext, pdfinfo), for checking generated PDFs
+#   --documents  poppler-utils (pdftotext, pdfinfo, pdftoppm) and Tesseract with its French model,
+#                for checking generated PDFs and reading scanned letters
+#   --search     a Java 17 runtime and Maven, to build and run the OpenSearch test node
 set -euo pipefail
 
 usage() {
-    echo "Usage: $0 [--browser] [--postgres] [--documents]" >&2
+    echo "Usage: $0 [--browser] [--postgres] [--documents] [--search]" >&2
 }
 
 requested=()
@@ -19,7 +21,8 @@ for option in "$@"; do
     case "$option" in
         --postgres) requested+=(postgresql postgresql-contrib) ;;
         --browser) requested+=(chromium chromium-driver fonts-liberation) ;;
-        --documents) requested+=(poppler-utils) ;;
+        --documents) requested+=(poppler-utils tesseract-ocr tesseract-ocr-fra) ;;
+        --search) requested+=(openjdk-17-jdk-headless maven) ;;
         -h|--help) usage; exit 0 ;;
         *) echo "ensure-system-packages: unknown option '$option'" >&2; usage; exit 2 ;;
     esac

@@ -87,8 +87,14 @@ update() {
     local locale
     for locale in "${LOCALES[@]}"; do
         if [[ -f "$TRANSLATIONS/$locale/LC_MESSAGES/messages.po" ]]; then
+            # Entries whose msgid left the code are dropped (git keeps them), and a
+            # fuzzy entry shows the msgid it was matched from ("#|") for review.
+            # English msgstrs are rare rewordings, so fuzzy matching there would
+            # only copy a wrong override: it is turned off for en.
+            local matching=()
+            [[ "$locale" == en ]] && matching=(--no-fuzzy-matching)
             "$PYBABEL" update -i "$TEMPLATE" -d "$TRANSLATIONS" -l "$locale" \
-                --previous --ignore-pot-creation-date
+                --ignore-obsolete --previous --ignore-pot-creation-date ${matching[@]+"${matching[@]}"}
         else
             "$PYBABEL" init -i "$TEMPLATE" -d "$TRANSLATIONS" -l "$locale"
         fi
@@ -200,7 +206,7 @@ for locale, translation_required in (("fr", True), ("en", False)):
     extra = [message.id for message in catalog if message.id and singular(message.id) not in code_keys]
     if extra:
         print(f"note: {len(extra)} msgid(s) of {po_path} are no longer in the code; "
-              "scripts/i18n.sh update marks them obsolete", file=sys.stderr)
+              "scripts/i18n.sh update removes them", file=sys.stderr)
 
 sys.exit(1 if problems else 0)
 PY

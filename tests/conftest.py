@@ -1,9 +1,9 @@
 """Fixtures shared by the integration and browser tests.
 
 The database is chosen by ``ESTAFETTE_TEST_DATABASE_URL`` (SQLite by default,
-PostgreSQL when the test command starts one).  It is rebuilt once per test
-session by the Alembic migrations, then the demo schemas and demo agents are
-applied; each test starts with an empty register.
+PostgreSQL when the test command starts one).  The Alembic migrations rebuild
+it once per test session, then the demo schemas and demo agents are applied.
+Each test starts with an empty register.
 """
 
 from __future__ import annotations
@@ -23,10 +23,23 @@ WORK_DIR = REPO / "var" / f"test-{os.getpid()}"
 
 # Tables emptied between tests, children first.
 REGISTER_TABLES = (
+    "email_message",
+    "notification",
+    "reminder",
+    "missing_documents_request",
+    "user_preference",
+    "scheduler_job",
+    "scheduler_lease",
     "history_entry",
+    "distribution_entry",
+    "mail_read_mark",
+    "absence",
     "attachment",
     "mail_correspondent",
     "search_outbox",
+    "search_document",
+    "search_extracted_text",
+    "saved_search",
     "mail",
     "correspondent",
     "chrono_counter",

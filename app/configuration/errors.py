@@ -46,6 +46,26 @@ MESSAGES = {
     "unknown_status": _l("unknown status '%(id)s'"),
     "initial_status_count": _l("exactly one status must be marked initial: true (found %(count)s)"),
     "invalid": _l("invalid value: %(detail)s"),
+    "unknown_field": _l("unknown field '%(field)s': no mail type of this rule declares it"),
+    "unknown_distribution_list": _l("unknown distribution list '%(id)s'"),
+    "unknown_action": _l("unknown action '%(id)s'"),
+    "action_not_bulk": _l("action '%(id)s' cannot be offered on a basket list: declare it with bulk: true"),
+    "routing_conflict": _l(
+        "rule '%(rule)s' can match the same mail as rule '%(other)s' (%(other_place)s) but sets another "
+        "%(outcome)s: make their conditions exclusive or put them in the same first_match rule set"
+    ),
+    "routing_shadowed": _l(
+        "rule '%(rule)s' can never match: rule '%(other)s' before it in this first_match rule set "
+        "matches every mail it would match"
+    ),
+    "distribution_list_department_twice": _l(
+        "department '%(code)s' already has the distribution-list model '%(other)s'"
+    ),
+    "opinion_target": _l("an opinion request names exactly one of user or department"),
+    "bounds_only_redirect": _l("bounds apply only to an action whose operation is redirect"),
+    "legal_delay_without_regime": _l("legal_delay needs an acknowledgement regime: set acknowledgement to acceptance or rejection"),
+    "unknown_reminder_plan": _l("unknown reminder plan '%(id)s': declare it in the reminder_plans section"),
+    "reminder_offset": _l("working_days must be 0 for a reminder on the due date and at least 1 for one before or after it (this step is %(when)s)"),
 }
 
 

@@ -21,15 +21,20 @@ from app.configuration.errors import SchemaError
 from app.configuration.specs import (
     SECTION_KEYS,
     SECTION_SPECS,
+    ActionSpec,
     BasketSpec,
     DepartmentSpec,
+    DistributionListSpec,
     MailTypeSpec,
     RegisterSpec,
+    ReminderPlanSpec,
     RoleSpec,
+    RoutingRuleSetSpec,
     Spec,
     StatusSpec,
 )
 from app.deadlines.calendar import ZONES
+from app.routing.checks import check_processing_sections
 
 Path_ = tuple[str | int, ...]
 
@@ -52,6 +57,10 @@ class Configuration:
     mail_types: dict[str, MailTypeSpec] = field(default_factory=dict)
     statuses: dict[str, StatusSpec] = field(default_factory=dict)
     baskets: dict[str, BasketSpec] = field(default_factory=dict)
+    reminder_plans: dict[str, ReminderPlanSpec] = field(default_factory=dict)
+    routing: dict[str, RoutingRuleSetSpec] = field(default_factory=dict)
+    distribution_lists: dict[str, DistributionListSpec] = field(default_factory=dict)
+    actions: dict[str, ActionSpec] = field(default_factory=dict)
     checksum: str = ""
     version: int | None = None
 
@@ -128,7 +137,12 @@ _SCALARS = yaml.constructor.SafeConstructor()
 def _dotted(path: Path_) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = str(part)
     return text
 
 
@@ -268,6 +282,25 @@ def _check_mail_types(index: dict[str, dict[str, _Item]], errors: list[SchemaErr
                 errors.append(_error_at(item, where + ("choices",), "choices_unexpected", type=field_spec.type))
             if field_spec.min is not None and field_spec.max is not None and field_spec.min > field_spec.max:
                 errors.append(_error_at(item, where + ("min",), "min_above_max"))
+        _check_deadline_keys(item, spec, index, errors)
+
+
+def _check_deadline_keys(
+    item: _Item, spec: MailTypeSpec, index: dict[str, dict[str, _Item]], errors: list[SchemaError]
+) -> None:
+    if spec.legal_delay is not None and spec.acknowledgement == "none":
+        errors.append(_error_at(item, ("legal_delay",), "legal_delay_without_regime"))
+    if spec.reminder_plan is not None and spec.reminder_plan not in index["reminder_plans"]:
+        errors.append(_error_at(item, ("reminder_plan",), "unknown_reminder_plan", id=spec.reminder_plan))
+
+
+def _check_reminder_plans(plans: dict[str, _Item], errors: list[SchemaError]) -> None:
+    for item in plans.values():
+        spec = item.spec
+        assert isinstance(spec, ReminderPlanSpec)
+        for position, step in enumerate(spec.steps):
+            if (step.when == "on") != (step.working_days == 0):
+                errors.append(_error_at(item, ("steps", position, "working_days"), "reminder_offset", when=step.when))
 
 
 def _check_references(index: dict[str, dict[str, _Item]], errors: list[SchemaError]) -> None:
@@ -326,7 +359,9 @@ def load_configuration(sources: list[SourceFile]) -> Configuration:
     index = _index_items(items, errors)
     _check_departments(index["departments"], errors)
     _check_mail_types(index, errors)
+    _check_reminder_plans(index["reminder_plans"], errors)
     _check_references(index, errors)
+    check_processing_sections(index, errors, _error_at)
     if errors:
         raise LoadFailed(errors)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
 from sqlalchemy import func, select
 
@@ -212,9 +213,7 @@ def current_configuration() -> Configuration:
     with _cache_lock:
         number = latest_version_number()
         if number is None:
-            raise ConfigurationMissing(
-                "No configuration has been applied yet: run `flask schemas apply`."
-            )
+            raise ConfigurationMissing(_l("No configuration has been applied yet: run `flask schemas apply`."))
         if not isinstance(cached, Configuration) or cached.version != number:
             row = db.session.get(SchemaVersion, number)
             assert row is not None

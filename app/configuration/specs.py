@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_FORMAT_VERSION = 1
 
@@ -24,10 +24,33 @@ DelayUnit = Literal["working", "calendar"]
 # What a role may do; the permissions of Flask-AppBuilder are generated from these.
 Permission = Literal["register", "process", "statistics", "administer", "read_all"]
 BasketScope = Literal[
-    "my_departments_tree", "my_primary_department", "assigned_to_me", "registered_by_me"
+    "my_departments_tree", "my_primary_department", "assigned_to_me", "registered_by_me",
+    "my_direction", "any_visible",
 ]
-BasketSort = Literal["due_date", "arrival_date", "-arrival_date", "chrono"]
+BasketSort = Literal["due_date", "arrival_date", "-arrival_date", "chrono", "-closed_at"]
+# The mail's relation to the user in its distribution list, as a basket filter.
+DistributionRole = Literal["copy", "opinion_to_give", "opinion_pending"]
+DueBand = Literal["overdue", "due_soon"]
+BasketColumn = Literal[
+    "chrono", "mail_type", "subject", "arrival_date", "due_date", "status", "assignee",
+    "department", "priority", "unread", "closed_at",
+]
+DEFAULT_BASKET_COLUMNS = ["chrono", "mail_type", "subject", "arrival_date", "due_date", "status"]
+Channel = Literal["post", "email", "web", "hand", "internal"]
+Priority = Literal["normal", "urgent", "very_urgent"]
+RoutingMode = Literal["first_match", "all_matches"]
+ActionOperation = Literal[
+    "qualify", "assign", "redirect", "copy", "ask_opinion", "give_opinion", "close",
+    "close_without_follow_up", "reopen", "mark_read",
+]
+# How the acting user relates to the mail; an action lists the relations allowed to run it.
+ActorRelation = Literal["assignee", "handling_department", "registrar", "copy", "opinion_requested", "any_visible"]
+RedirectBound = Literal["my_sub_departments", "my_direction", "any"]
+CommentRule = Literal["none", "optional", "required"]
 AcknowledgementRegime = Literal["none", "acceptance", "rejection"]
+ReminderWhen = Literal["before", "on", "after"]
+# "copies" resolves to nobody until mail carries a distribution list.
+ReminderRecipient = Literal["assignee", "department_head", "director", "copies"]
 
 
 class Spec(BaseModel):
@@ -121,6 +144,45 @@ class DelaySpec(Spec):
     unit: DelayUnit = "working"
 
 
+class LegalDelaySpec(Spec):
+    """Delay after which silence becomes an implicit decision: months or calendar days."""
+
+    months: int | None = Field(default=None, ge=1, le=120)
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _check_one_unit(self) -> LegalDelaySpec:
+        if (self.months is None) == (self.days is None):
+            raise ValueError("give either months or days")
+        return self
+
+
+# Implicit-decision delay of a regime without `legal_delay`: two months (CRPA article L231-1).
+DEFAULT_LEGAL_DELAY = LegalDelaySpec(months=2)
+
+
+class ReminderStepSpec(Spec):
+    """One reminder, placed in working days before, on or after the due date."""
+
+    when: ReminderWhen
+    working_days: int = Field(default=0, ge=0, le=250)
+    # Working days between repetitions while the mail stays open; None sends it once.
+    repeat_every: int | None = Field(default=None, ge=1, le=250)
+    recipients: list[ReminderRecipient] = Field(min_length=1)
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _read_yaml_on(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `on` as the boolean true.
+        return "on" if value is True else value
+
+
+class ReminderPlanSpec(Spec):
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    steps: list[ReminderStepSpec] = Field(min_length=1)
+
+
 class MailTypeSpec(Spec):
     id: str = Field(pattern=ID_PATTERN)
     labels: Labels
@@ -129,7 +191,14 @@ class MailTypeSpec(Spec):
     delay: DelaySpec | None = None
     default_department: str | None = None
     acknowledgement: AcknowledgementRegime = "none"
+    # Only with an acknowledgement regime; DEFAULT_LEGAL_DELAY when absent.
+    legal_delay: LegalDelaySpec | None = None
+    reminder_plan: str | None = None
     fields: list[FieldSpec] = []
+
+    @property
+    def implicit_decision_delay(self) -> LegalDelaySpec:
+        return self.legal_delay or DEFAULT_LEGAL_DELAY
 
     def field(self, field_id: str) -> FieldSpec | None:
         return next((item for item in self.fields if item.id == field_id), None)
@@ -152,6 +221,156 @@ class BasketSpec(Spec):
     sort: BasketSort = "due_date"
     # Position in the menu, smallest first.
     order: int = 0
+    assignee: Literal["me", "nobody"] | None = None
+    distribution_role: DistributionRole | None = None
+    due: DueBand | None = None
+    # With due "due_soon": due from today to this many working days ahead.
+    due_soon_working_days: int = Field(default=3, ge=0, le=60)
+    # Only mail closed less than this many days ago.
+    closed_within_days: int | None = Field(default=None, gt=0, le=3660)
+    columns: list[BasketColumn] = Field(default_factory=lambda: list(DEFAULT_BASKET_COLUMNS), min_length=1)
+    # Action ids offered as bulk actions on the basket list.
+    actions: list[str] = []
+    # Bold rows and an unread count for copies the user has not marked as read.
+    unread_marks: bool = False
+    # When set, only users holding one of these permissions see the basket.
+    permissions: list[Permission] = []
+
+
+class RangeSpec(Spec):
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+class FieldConditionSpec(Spec):
+    """A condition on one custom field: exactly one of equals, in, range, pattern."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, populate_by_name=True)
+
+    field: str = Field(pattern=ID_PATTERN)
+    equals: bool | int | Decimal | str | None = None
+    in_: list[int | Decimal | str] | None = Field(default=None, alias="in", min_length=1)
+    range: RangeSpec | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_one_test(self) -> FieldConditionSpec:
+        given = [self.equals is not None, self.in_ is not None, self.range is not None, self.pattern is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of equals, in, range, pattern")
+        return self
+
+
+class RoutingConditionSpec(Spec):
+    """Conditions of a routing rule: every condition given must hold; a list matches any of its values."""
+
+    mail_types: list[str] = []
+    categories: list[Category] = []
+    channels: list[Channel] = []
+    priorities: list[Priority] = []
+    sender_kinds: list[Literal["person", "organisation"]] = []
+    # Words searched in the sender's organisation name, accents and case ignored.
+    sender_organisations: list[str] = []
+    sender_email_domains: list[str] = []
+    # Words searched in the subject, accents and case ignored; any one of them matches.
+    subject_words: list[str] = []
+    fields: list[FieldConditionSpec] = []
+
+
+class CopiesSpec(Spec):
+    # Usernames of agents and department codes that receive the mail for information.
+    users: list[str] = []
+    departments: list[str] = []
+
+
+class RoutingOutcomeSpec(Spec):
+    department: str | None = None
+    # A username, or "default" for the assignee of the handling department's distribution-list model.
+    assignee: str | None = None
+    copies: CopiesSpec = CopiesSpec()
+    priority: Priority | None = None
+    distribution_list: str | None = None
+
+
+class RoutingRuleSpec(Spec):
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels | None = None
+    when: RoutingConditionSpec = RoutingConditionSpec()
+    then: RoutingOutcomeSpec
+
+
+class RoutingRuleSetSpec(Spec):
+    """An ordered set of routing rules evaluated at registration."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    mode: RoutingMode = "first_match"
+    # Rule sets run in this order, smallest first.
+    order: int = 0
+    rules: list[RoutingRuleSpec] = Field(min_length=1)
+
+
+class OpinionRequestSpec(Spec):
+    user: str | None = None
+    department: str | None = None
+    # Deadline of the opinion, in working days after the request.
+    working_days: int = Field(default=10, ge=0, le=365)
+
+
+class DistributionListSpec(Spec):
+    """A distribution-list model: the assignee, copies and opinion requests given to a mail."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    # When set, the model applies to every mail whose handling department becomes this one.
+    department: str | None = None
+    # Username of the default assignee.
+    assignee: str | None = None
+    copies: CopiesSpec = CopiesSpec()
+    opinions: list[OpinionRequestSpec] = []
+
+
+class RequiredFieldsSpec(Spec):
+    mail_type: str
+    fields: list[str] = Field(min_length=1)
+
+
+class RedirectBoundSpec(Spec):
+    permission: Permission
+    bound: RedirectBound
+
+
+class ActionSpec(Spec):
+    """A transition of the mail state machine, carried out by one operation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, populate_by_name=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    operation: ActionOperation
+    from_statuses: list[str] = Field(alias="from", min_length=1)
+    # The status after the action; None keeps the current status.
+    to: str | None = None
+    # The portal permission needed, on top of one of the relations.
+    permission: Permission | None = "process"
+    relations: list[ActorRelation] = Field(min_length=1)
+    # Redirect only: the first entry whose permission the user holds sets how far they may redirect.
+    bounds: list[RedirectBoundSpec] = []
+    comment: CommentRule = "optional"
+    # Custom fields that must have a value before the action runs, e.g. fields required at closing.
+    required_fields: list[RequiredFieldsSpec] = []
+    bulk: bool = False
+    order: int = 0
 
 
 SECTION_SPECS: dict[str, type[Spec]] = {
@@ -161,6 +380,10 @@ SECTION_SPECS: dict[str, type[Spec]] = {
     "mail_types": MailTypeSpec,
     "statuses": StatusSpec,
     "baskets": BasketSpec,
+    "reminder_plans": ReminderPlanSpec,
+    "routing": RoutingRuleSetSpec,
+    "distribution_lists": DistributionListSpec,
+    "actions": ActionSpec,
 }
 
 # The key that identifies an item of each section, for duplicate and reference checks.
@@ -171,4 +394,8 @@ SECTION_KEYS: dict[str, str] = {
     "mail_types": "id",
     "statuses": "id",
     "baskets": "id",
+    "reminder_plans": "id",
+    "routing": "id",
+    "distribution_lists": "id",
+    "actions": "id",
 }

@@ -104,7 +104,7 @@ def _complete_required_fields(spec: Any, values: dict[str, Any], arrival: date) 
 
 
 class _Actors:
-    """Who registers each demo mail: the mail room for incoming, agents for the rest."""
+    """The registering agents of demo mail: the mail room for incoming, agents for the rest."""
 
     def __init__(self, ids: dict[str, int]):
         users = {row.username: row for row in DEMO_USERS}

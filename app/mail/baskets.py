@@ -1,22 +1,31 @@
-"""Baskets (bannettes): the declared, structured queries of mail lists."""
+"""Baskets (bannettes): the declared, structured queries of mail lists.
+
+A basket's filter is built from its declaration's variables (scope, statuses,
+assignee, role in the distribution list, due-date band, closing age) for one
+user, and is always combined with the visibility rule.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from flask import g, has_request_context
-from sqlalchemy import Select, and_, false, func, select
+from sqlalchemy import Select, and_, false, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.configuration.loader import Configuration
 from app.configuration.specs import BasketSpec
 from app.core.errors import NotFound
+from app.core.types import utcnow
+from app.deadlines.calendar import get_calendar
+from app.distribution.models import COPY, OPINION, DistributionEntry, ReadMark
 from app.extensions import db
 from app.mail.models import Mail
 from app.mail.visibility import visible_mail_clause
 from app.organisation.context import UserContext
+from app.organisation.models import Department
 
 
 @dataclass
@@ -26,10 +35,25 @@ class BasketPage:
     total: int
     page: int
     page_size: int
+    # Ids of the listed mails the user received in copy and has not marked as read.
+    unread_ids: set[int] = field(default_factory=set)
 
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.page_size))
+
+
+def direction_department_ids(user: UserContext) -> list[int]:
+    """Return the ids of the top-level department above the user's primary department and of its whole tree."""
+    if user.primary_department_id is None:
+        return []
+    path = db.session.execute(
+        select(Department.path).where(Department.id == user.primary_department_id)
+    ).scalar_one_or_none()
+    if not path:
+        return []
+    top = "/" + path.strip("/").split("/")[0] + "/"
+    return list(db.session.execute(select(Department.id).where(Department.path.startswith(top))).scalars())
 
 
 def _scope_clause(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
@@ -41,18 +65,90 @@ def _scope_clause(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
         if user.primary_department_id is None:
             return false()
         return Mail.handling_department_id == user.primary_department_id
+    if basket.scope == "my_direction":
+        direction = direction_department_ids(user)
+        return Mail.handling_department_id.in_(direction) if direction else false()
     if basket.scope == "assigned_to_me":
         return Mail.assignee_id == user.user_id
+    if basket.scope == "any_visible":
+        return true()
     return Mail.created_by_id == user.user_id
+
+
+def _addressed_to(user: UserContext) -> ColumnElement[bool]:
+    targets = DistributionEntry.user_id == user.user_id
+    if user.scope_department_ids:
+        return targets | DistributionEntry.department_id.in_(sorted(user.scope_department_ids))
+    return targets
+
+
+def _distribution_clause(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
+    if basket.distribution_role == "copy":
+        entries = select(DistributionEntry.mail_id).where(DistributionEntry.role == COPY, _addressed_to(user))
+    elif basket.distribution_role == "opinion_to_give":
+        entries = select(DistributionEntry.mail_id).where(
+            DistributionEntry.role == OPINION, DistributionEntry.answered_at.is_(None), _addressed_to(user)
+        )
+    else:
+        entries = select(DistributionEntry.mail_id).where(
+            DistributionEntry.role == OPINION, DistributionEntry.answered_at.is_(None),
+            DistributionEntry.requested_by_id == user.user_id,
+        )
+    return Mail.id.in_(entries)
+
+
+def _today() -> date:
+    from app.mail.operations import today_in_paris
+
+    return today_in_paris()
+
+
+def _due_clause(basket: BasketSpec, today: date) -> ColumnElement[bool]:
+    if basket.due == "overdue":
+        return Mail.due_date < today
+    # NOTE: working days are counted on the metropolitan calendar, whatever the user's department.
+    limit = get_calendar("metropole").add_working_days(today, basket.due_soon_working_days)
+    return and_(Mail.due_date >= today, Mail.due_date <= limit)
 
 
 def basket_condition(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
     """Return the basket's filter, always combined with the visibility rule."""
-    return and_(
-        _scope_clause(basket, user),
-        Mail.status.in_(basket.statuses),
-        visible_mail_clause(user),
-    )
+    conditions = [_scope_clause(basket, user), Mail.status.in_(basket.statuses)]
+    if basket.assignee == "me":
+        conditions.append(Mail.assignee_id == user.user_id)
+    elif basket.assignee == "nobody":
+        conditions.append(Mail.assignee_id.is_(None))
+    if basket.distribution_role is not None:
+        conditions.append(_distribution_clause(basket, user))
+    if basket.due is not None:
+        conditions.append(_due_clause(basket, _today()))
+    if basket.closed_within_days is not None:
+        conditions.append(Mail.closed_at >= utcnow() - timedelta(days=basket.closed_within_days))
+    conditions.append(_visibility_within_scope(basket, user))
+    return and_(*conditions)
+
+
+def _visibility_within_scope(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
+    """Return the visibility rule, shortened when the basket stays inside the user's departments.
+
+    There every mail that is not confidential is visible by the rule itself, so
+    testing ``confidential`` first spares the database the other branches,
+    which need the table row (ix_mail_basket_visibility covers the first test).
+    """
+    rule = visible_mail_clause(user)
+    if _scope_is_within_user_departments(basket, user):
+        return or_(Mail.confidential.is_(false()), rule)
+    return rule
+
+
+def _scope_is_within_user_departments(basket: BasketSpec, user: UserContext) -> bool:
+    if basket.scope == "my_departments_tree":
+        return True
+    if basket.scope == "my_primary_department":
+        return user.primary_department_id in user.scope_department_ids
+    if basket.scope == "my_direction":
+        return set(direction_department_ids(user)) <= user.scope_department_ids
+    return False
 
 
 def _ordered(statement: Select, basket: BasketSpec) -> Select:
@@ -62,26 +158,52 @@ def _ordered(statement: Select, basket: BasketSpec) -> Select:
         return statement.order_by(Mail.arrival_date.asc(), Mail.id.asc())
     if basket.sort == "-arrival_date":
         return statement.order_by(Mail.arrival_date.desc(), Mail.id.desc())
+    if basket.sort == "-closed_at":
+        return statement.order_by(Mail.closed_at.desc().nulls_last(), Mail.id.desc())
     return statement.order_by(Mail.chrono_year.desc(), Mail.chrono_number.desc())
 
 
-def get_basket(configuration: Configuration, basket_id: str) -> BasketSpec:
+def may_open_basket(basket: BasketSpec, user: UserContext) -> bool:
+    return not basket.permissions or any(user.can(permission) for permission in basket.permissions)
+
+
+def get_basket(configuration: Configuration, basket_id: str, user: UserContext | None = None) -> BasketSpec:
     basket = configuration.baskets.get(basket_id)
-    if basket is None:
+    if basket is None or (user is not None and not may_open_basket(basket, user)):
         raise NotFound()
     return basket
+
+
+def unread_mail_ids(user: UserContext, mail_ids: list[int]) -> set[int]:
+    """Return the ids among ``mail_ids`` that reached the user in copy and that the user has not marked as read."""
+    if not mail_ids:
+        return set()
+    in_copy = set(
+        db.session.execute(
+            select(DistributionEntry.mail_id).where(
+                DistributionEntry.mail_id.in_(mail_ids), DistributionEntry.role == COPY, _addressed_to(user)
+            )
+        ).scalars()
+    )
+    read = set(
+        db.session.execute(
+            select(ReadMark.mail_id).where(ReadMark.mail_id.in_(mail_ids), ReadMark.user_id == user.user_id)
+        ).scalars()
+    )
+    return in_copy - read
 
 
 def basket_page(
     user: UserContext, configuration: Configuration, basket_id: str, page: int, page_size: int
 ) -> BasketPage:
-    basket = get_basket(configuration, basket_id)
+    basket = get_basket(configuration, basket_id, user)
     condition = basket_condition(basket, user)
     total = count_basket(user, basket)
     page = max(1, page)
     statement = _ordered(select(Mail).where(condition), basket).limit(page_size).offset((page - 1) * page_size)
     items = list(db.session.execute(statement).scalars())
-    return BasketPage(basket, items, total, page, page_size)
+    unread = unread_mail_ids(user, [mail.id for mail in items]) if basket.unread_marks else set()
+    return BasketPage(basket, items, total, page, page_size, unread)
 
 
 def count_basket(user: UserContext, basket: BasketSpec) -> int:
@@ -90,12 +212,12 @@ def count_basket(user: UserContext, basket: BasketSpec) -> int:
 
 
 def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
-    """Return every basket with its count for ``user``, in menu order, once per request."""
+    """Return every basket the user may open with its count, in menu order, once per request."""
     cached = getattr(g, "estafette_basket_counts", None) if has_request_context() else None
     if cached is not None:
         return cached
     baskets = sorted(configuration.baskets.values(), key=lambda item: (item.order, item.id))
-    counts = [(basket, count_basket(user, basket)) for basket in baskets]
+    counts = [(basket, count_basket(user, basket)) for basket in baskets if may_open_basket(basket, user)]
     if has_request_context():
         g.estafette_basket_counts = counts
     return counts
@@ -130,3 +252,14 @@ def register_page(user: UserContext, filters: RegisterFilter, page: int, page_si
         .limit(page_size).offset((max(1, page) - 1) * page_size)
     )
     return list(db.session.execute(statement).scalars()), total
+
+
+def basket_column_labels() -> dict[str, str]:
+    """Return the translated heading of every basket column."""
+    from flask_babel import gettext as _
+
+    return {
+        "chrono": _("Number"), "mail_type": _("Type"), "subject": _("Subject"), "arrival_date": _("Arrival"),
+        "due_date": _("Due date"), "status": _("Status"), "assignee": _("Assignee"),
+        "department": _("Department"), "priority": _("Priority"), "unread": _("Read"), "closed_at": _("Closed"),
+    }

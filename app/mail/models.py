@@ -32,6 +32,8 @@ class Mail(Model):
     __table_args__ = (
         UniqueConstraint("category", "chrono_year", "chrono_number", name="uq_mail_chrono_sequence"),
         Index("ix_mail_basket", "handling_department_id", "status", "due_date", "id"),
+        # Lets a department basket count skip the table row for mail that is not confidential.
+        Index("ix_mail_basket_visibility", "handling_department_id", "status", "confidential", "due_date"),
         Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
         Index("ix_mail_created_by", "created_by_id", "arrival_date"),
     )
@@ -58,6 +60,8 @@ class Mail(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # Set by the close actions, cleared on reopening.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Optimistic lock: concurrent updates of the same mail fail instead of overwriting.
     row_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 

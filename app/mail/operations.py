@@ -22,14 +22,18 @@ from app.configuration.operations import current_configuration
 from app.configuration.specs import MailTypeSpec
 from app.core.db import run_in_write_transaction
 from app.core.errors import PermissionDenied, ValidationFailed
+from app.core.types import utcnow
 from app.correspondents.operations import CorrespondentInput, resolve_correspondent, validate_input
 from app.deadlines.calendar import compute_due_date
 from app.extensions import db
 from app.mail.chrono import format_chrono, next_number
 from app.mail.fields import clean_field_values
 from app.mail.models import CHANNELS, PRIORITIES, HistoryEntry, Mail, MailCorrespondent
+from app.notifications.operations import notify
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
+from app.reminders.operations import schedule_reminders
+from app.routing.operations import RoutingPlan, apply_routing, plan_routing
 from app.search.models import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -117,7 +121,7 @@ def _check_assignee(
 ) -> None:
     if registration.assignee_id is None:
         if registration.confidential:
-            _error(errors, "assignee_id", _l("A confidential mail needs an assignee: only they will see it."))
+            _error(errors, "assignee_id", _l("Confidential mail needs an assignee: only the assignee, the registering agent and administrators will see it."))
         return
     if department is None:
         return
@@ -182,11 +186,14 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     """
     configuration = current_configuration()
     today = today_in_paris(now)
+    # Routing fills what the agent left empty; what they chose on the form overrides the rules.
+    plan = plan_routing(registration, configuration)
+    registration = plan.registration
     checked = check_registration(actor, registration, configuration, today)
     stored = [store_upload(upload, actor.display_name) for upload in registration.uploads]
 
     mail = run_in_write_transaction(
-        lambda: _insert_mail(actor, registration, checked, stored, configuration, today),
+        lambda: _insert_mail(actor, registration, checked, stored, configuration, today, plan),
         f"register {registration.mail_type}",
     )
     log.info("mail %s registered by %s", mail.chrono, actor.display_name)
@@ -200,6 +207,7 @@ def _insert_mail(
     stored: list[StoredUpload],
     configuration: Configuration,
     today: date,
+    plan: RoutingPlan | None = None,
 ) -> Mail:
     spec = checked.spec
     number = next_number(spec.category, today.year)
@@ -237,6 +245,7 @@ def _insert_mail(
     db.session.add(mail)
     db.session.flush()
 
+    routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today) if plan else None
     mail.history.append(
         HistoryEntry(
             actor_id=actor.user_id,
@@ -248,8 +257,11 @@ def _insert_mail(
                 "handling_department": checked.department.code,
                 "due_date": checked.due_date.isoformat() if checked.due_date else None,
                 "attachments": [upload.display_name for upload in stored],
+                "routing": routing_trace,
             },
         )
     )
     db.session.add(OutboxEvent(entity="mail", entity_id=mail.id, operation="upsert"))
+    schedule_reminders(mail, spec, configuration, utcnow())
+    notify("mail_assigned", mail, [mail.assignee_id], actor=actor)
     return mail

@@ -10,15 +10,18 @@ from flask import Flask, flash, redirect, request, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.absences.operations import delegator_context
+from app.actions.views import action_panel_context
 from app.attachments.operations import Upload
 from app.configuration.operations import current_configuration
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.core.parsing import ParseError, parse_date
 from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
 from app.extensions import db
-from app.mail.baskets import RegisterFilter, basket_page, register_page
+from app.mail.baskets import RegisterFilter, basket_column_labels, basket_page, register_page
 from app.mail.fields import display_value
 from app.mail.forms import (
     CHANNEL_CHOICES,
@@ -36,7 +39,7 @@ from app.portal.access import login_required, require_user
 
 log = logging.getLogger(__name__)
 
-CATEGORY_LABELS = {"incoming": "Incoming mail", "outgoing": "Outgoing mail", "internal": "Internal memos"}
+CATEGORY_LABELS = {"incoming": _l("Incoming mail"), "outgoing": _l("Outgoing mail"), "internal": _l("Internal memos")}
 
 
 def locale_code() -> str:
@@ -118,7 +121,10 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
         channel=form.channel.data,
         priority=form.priority.data,
         confidential=bool(form.confidential.data),
-        handling_department=form.handling_department.data or None,
+        # The form shows the type's default department; left as shown, the routing rules decide.
+        handling_department=(
+            None if form.handling_department.data == spec.default_department else form.handling_department.data or None
+        ),
         assignee_id=int(assignee) if assignee.isdigit() else None,
         fields={item.id: getattr(form, name).data for name, item in custom_field_names(spec)},
         correspondent=_correspondent_input(form),
@@ -163,7 +169,7 @@ class MailView(BaseView):
             raise PermissionDenied()
         return self.render_template(
             "mail/register_choice.html", groups=groups, locale=locale,
-            category_labels={key: _(label) for key, label in CATEGORY_LABELS.items()},
+            category_labels={key: str(label) for key, label in CATEGORY_LABELS.items()},
         )
 
     @expose("/register/<type_id>", methods=["GET", "POST"])
@@ -224,6 +230,9 @@ class MailView(BaseView):
             status_label=status.labels.get(locale) if status else mail.status,
             channel_labels={key: str(label) for key, label in CHANNEL_CHOICES},
             priority_labels={key: str(label) for key, label in PRIORITY_CHOICES},
+            configuration_actions=configuration.actions,
+            status_labels={key: item.labels.get(locale) for key, item in configuration.statuses.items()},
+            **action_panel_context(user, mail, configuration, locale),
         )
 
     @expose("/basket/<basket_id>")
@@ -233,16 +242,19 @@ class MailView(BaseView):
         configuration = current_configuration()
         page = request.args.get("page", 1, type=int) or 1
         size = int(self._page_size())
-        result = basket_page(user, configuration, basket_id, page, size)
+        # A delegate opens the baskets of the absent agent they stand in for with ?for=<user id>.
+        absent_user_id = request.args.get("for", type=int)
+        acting_for = delegator_context(user, absent_user_id) if absent_user_id else None
+        result = basket_page(acting_for or user, configuration, basket_id, page, size)
         return self.render_template(
             "mail/basket.html", result=result, locale=locale_code(), configuration=configuration,
-            today=date.today(),
+            today=date.today(), acting_for=acting_for, column_labels=basket_column_labels(),
         )
 
     @expose("/list")
     @login_required
     def register_list(self) -> Any:
-        """The register: every visible mail, filtered by type, category and arrival dates.
+        """List every visible mail, filtered by type, category and arrival dates.
 
         Dates are typed dd/mm/yyyy and kept verbatim in the query string, so
         paging and reloading never re-read them another way.

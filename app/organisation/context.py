@@ -1,4 +1,4 @@
-"""What the current user is: departments in scope and generated permissions."""
+"""The current user's departments in scope and generated permissions."""
 
 from __future__ import annotations
 

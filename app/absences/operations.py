@@ -1,0 +1,146 @@
+"""Declare and cancel absences; find whom a delegate acts for today.
+
+While an absence runs (first and last day included, Europe/Paris dates), the
+delegate sees what the absent agent sees and may act on it; history records
+such actions as "delegate on behalf of absent agent".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from flask import g, has_request_context
+from flask_appbuilder.security.sqla.models import User
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, select
+
+from app.absences.models import Absence
+from app.core.db import run_in_write_transaction
+from app.core.errors import NotFound, PermissionDenied, ValidationFailed
+from app.extensions import db
+from app.organisation.context import UserContext, build_user_context
+
+log = logging.getLogger(__name__)
+
+# Longest absence one declaration may cover; a longer one is a typing error in the year.
+MAX_ABSENCE_DAYS = 366
+
+
+def _today() -> date:
+    from app.mail.operations import today_in_paris
+
+    return today_in_paris()
+
+
+def active_delegator_ids(delegate_id: int, today: date | None = None) -> list[int]:
+    """Return the ids of the users absent on ``today`` who chose ``delegate_id`` as their delegate."""
+    day = today or _today()
+    rows = db.session.execute(
+        select(Absence.user_id)
+        .where(Absence.delegate_id == delegate_id, Absence.cancelled.is_(False))
+        .where(and_(Absence.starts_on <= day, Absence.ends_on >= day))
+        .order_by(Absence.user_id)
+    ).scalars()
+    return list(dict.fromkeys(rows))
+
+
+def delegator_contexts(user: UserContext) -> list[UserContext]:
+    """Return the contexts of the absent agents ``user`` stands in for today, once per request."""
+    cache = getattr(g, "estafette_delegators", None) if has_request_context() else None
+    if cache is not None and user.user_id in cache:
+        return cache[user.user_id]
+    ids = active_delegator_ids(user.user_id)
+    contexts = []
+    if ids:
+        users = db.session.execute(select(User).where(User.id.in_(ids), User.active.is_(True))).scalars()
+        contexts = [build_user_context(row) for row in users]
+    if has_request_context():
+        if cache is None:
+            cache = g.estafette_delegators = {}
+        cache[user.user_id] = contexts
+    return contexts
+
+
+def delegator_context(user: UserContext, absent_user_id: int) -> UserContext:
+    """Return the context of ``absent_user_id`` if ``user`` is their delegate today, else raise NotFound."""
+    for context in delegator_contexts(user):
+        if context.user_id == absent_user_id:
+            return context
+    raise NotFound()
+
+
+def absences_of(user_id: int) -> list[Absence]:
+    """Return the user's absences and the absences they stand in for, current and future first."""
+    statement = (
+        select(Absence)
+        .where((Absence.user_id == user_id) | (Absence.delegate_id == user_id))
+        .where(Absence.cancelled.is_(False), Absence.ends_on >= _today())
+        .order_by(Absence.starts_on, Absence.id)
+    )
+    return list(db.session.execute(statement).scalars())
+
+
+def declare_absence(
+    actor: UserContext, starts_on: date | None, ends_on: date | None, delegate_id: int | None,
+    absent_user_id: int | None = None,
+) -> Absence:
+    """Record an absence of the actor (or, for an administrator, of another agent) with its delegate."""
+    user_id = absent_user_id or actor.user_id
+    if user_id != actor.user_id and not actor.can("administer"):
+        raise PermissionDenied()
+    errors: dict[str, list[str]] = {}
+    if starts_on is None:
+        errors["starts_on"] = [str(_l("Give the first day of the absence."))]
+    if ends_on is None:
+        errors["ends_on"] = [str(_l("Give the last day of the absence."))]
+    if starts_on and ends_on and ends_on < starts_on:
+        errors["ends_on"] = [str(_l("The last day is before the first day."))]
+    elif starts_on and ends_on and (ends_on - starts_on).days > MAX_ABSENCE_DAYS:
+        errors["ends_on"] = [str(_l("An absence lasts at most one year: check the dates."))]
+    if ends_on and ends_on < _today():
+        errors.setdefault("ends_on", []).append(str(_l("The absence is already over.")))
+    delegate = db.session.get(User, delegate_id) if delegate_id else None
+    if delegate is None or not delegate.active:
+        errors["delegate_id"] = [str(_l("Choose the colleague who stands in for you."))]
+    elif delegate.id == user_id:
+        errors["delegate_id"] = [str(_l("The delegate must be someone else."))]
+    if errors:
+        raise ValidationFailed(errors)
+    assert starts_on is not None and ends_on is not None and delegate is not None
+
+    overlapping = db.session.execute(
+        select(Absence.id).where(
+            Absence.user_id == user_id, Absence.cancelled.is_(False),
+            Absence.starts_on <= ends_on, Absence.ends_on >= starts_on,
+        )
+    ).first()
+    if overlapping is not None:
+        raise ValidationFailed({"starts_on": [str(_l("Another absence already covers part of these days."))]})
+
+    def write() -> Absence:
+        from app.actions.notifications import queue_notification
+
+        absence = Absence(user_id=user_id, delegate_id=delegate.id, starts_on=starts_on, ends_on=ends_on)
+        db.session.add(absence)
+        db.session.flush()
+        queue_notification("delegation_started", None, [delegate.id], actor, {"absent_user_id": user_id,
+                           "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()})
+        return absence
+
+    absence = run_in_write_transaction(write, "declare absence")
+    log.info("absence %s of user %s declared by %s, delegate %s", absence.id, user_id, actor.display_name, delegate.username)
+    return absence
+
+
+def cancel_absence(actor: UserContext, absence_id: int) -> None:
+    """Cancel an absence of the actor (or any, for an administrator)."""
+
+    def write() -> None:
+        absence = db.session.get(Absence, absence_id)
+        if absence is None or (absence.user_id != actor.user_id and not actor.can("administer")):
+            raise NotFound()
+        absence.cancelled = True
+
+    run_in_write_transaction(write, "cancel absence")
+    log.info("absence %s cancelled by %s", absence_id, actor.display_name)

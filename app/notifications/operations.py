@@ -1,0 +1,379 @@
+"""Notifications: create them, mark them read, store preferences, build daily digests.
+
+``notify`` is the one entry point for every event. It writes in the caller's
+transaction and never commits, so a notification and its queued e-mail exist
+exactly when the change that caused them does. The scheduler sends the queued
+e-mail afterwards (``app.notifications.mail.deliver_pending``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import func, select, update
+
+from app.configuration.loader import Configuration
+from app.configuration.operations import current_configuration
+from app.core.db import run_in_write_transaction
+from app.core.errors import ValidationFailed
+from app.core.types import utcnow
+from app.extensions import db
+from app.mail.models import Mail
+from app.mail.visibility import can_see
+from app.notifications.models import EMAIL_MODES, LANGUAGES, EmailMessage, Notification, UserPreference
+from app.notifications.rendering import NotificationFacts, RenderedEmail, render_digest, render_single
+from app.organisation.context import UserContext, build_user_context
+
+log = logging.getLogger(__name__)
+
+PARIS = ZoneInfo("Europe/Paris")
+
+EVENTS = (
+    "mail_assigned",
+    "copy_received",
+    "opinion_requested",
+    "opinion_given",
+    "reminder_due",
+    "mail_late",
+    "delegation_started",
+)
+
+
+@dataclass(frozen=True)
+class Preferences:
+    language: str = "fr"
+    email_mode: str = "immediate"
+    muted_events: tuple[str, ...] = ()
+
+    def wants_email(self, event: str) -> bool:
+        return self.email_mode != "off" and event not in self.muted_events
+
+
+def preferences_of(user_ids: Iterable[int]) -> dict[int, Preferences]:
+    """Return the preferences of each user, with the defaults for users who never set them."""
+    ids = list(user_ids)
+    stored = {
+        row.user_id: Preferences(row.language, row.email_mode, tuple(row.muted_events or ()))
+        for row in db.session.execute(select(UserPreference).where(UserPreference.user_id.in_(ids))).scalars()
+    } if ids else {}
+    return {user_id: stored.get(user_id, Preferences()) for user_id in ids}
+
+
+def mail_link(mail_id: int | None) -> str:
+    if mail_id is None:
+        return ""
+    return f"{str(current_app.config['PUBLIC_BASE_URL']).rstrip('/')}/mail/{mail_id}"
+
+
+def display_name(user: Any) -> str:
+    if user is None:
+        return ""
+    return f"{user.first_name or ''} {user.last_name or ''}".strip() or str(user.username)
+
+
+def facts_for(notification: Notification, language: str, configuration: Configuration | None = None) -> NotificationFacts:
+    """Gather what the texts of ``notification`` mention, in ``language``, from ``configuration`` or the current one."""
+    mail = notification.mail
+    type_label = ""
+    if mail is not None:
+        spec = (configuration or current_configuration()).mail_types.get(mail.mail_type)
+        type_label = spec.labels.get(language) if spec else mail.mail_type
+    due = notification.params.get("due_date") or (mail.due_date.isoformat() if mail and mail.due_date else None)
+    return NotificationFacts(
+        event=notification.event,
+        chrono=mail.chrono if mail else "",
+        mail_subject=mail.subject if mail else "",
+        mail_type=type_label,
+        due_date=date.fromisoformat(due) if due else None,
+        actor_name=display_name(notification.actor),
+        link=mail_link(notification.mail_id),
+        params=dict(notification.params),
+    )
+
+
+def _queue_email(user: Any, language: str, rendered: RenderedEmail, now: datetime) -> EmailMessage:
+    domain = str(current_app.config["MAIL_SENDER"]).rsplit("@", 1)[-1].strip("> ") or "localhost"
+    message = EmailMessage(
+        user_id=user.id,
+        to_address=user.email,
+        language=language,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        message_id=f"<{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}@{domain}>",
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    db.session.add(message)
+    return message
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """The facts of an active user that notify() needs, kept apart from the session."""
+
+    id: int
+    username: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+
+
+class NotificationCache:
+    """Active users, their preferences and visibility contexts, and the configuration, read once for many notify() calls.
+
+    A job that notifies many users, such as the reminder sweep, passes one
+    cache to every notify() call of its run and preloads the users of a batch
+    with ``load``. The cache holds plain values, so it stays valid across the
+    run's transactions, and changes made during the run are not seen by it.
+    Without one, notify() reads the users at each call.
+    """
+
+    def __init__(self, configuration: Configuration | None = None) -> None:
+        self._configuration = configuration
+        # None marks a user who is inactive or does not exist.
+        self._recipients: dict[int, Recipient | None] = {}
+        self._preferences: dict[int, Preferences] = {}
+        self._contexts: dict[int, UserContext] = {}
+
+    def load(self, user_ids: Iterable[int]) -> None:
+        """Read the users of ``user_ids`` not yet cached, with their preferences, in two queries."""
+        missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in self._recipients]
+        if not missing:
+            return
+        rows = db.session.execute(
+            select(User.id, User.username, User.first_name, User.last_name, User.email)
+            .where(User.id.in_(missing), User.active.is_(True))
+        ).all()
+        found = {row.id: Recipient(row.id, row.username, row.first_name, row.last_name, row.email) for row in rows}
+        for user_id in missing:
+            self._recipients[user_id] = found.get(user_id)
+        self._preferences.update(preferences_of(found))
+
+    def active(self, user_ids: list[int]) -> list[Recipient]:
+        """Return the active users among ``user_ids``, in that order."""
+        self.load(user_ids)
+        return [recipient for user_id in user_ids if (recipient := self._recipients[user_id]) is not None]
+
+    def preferences(self, user_id: int) -> Preferences:
+        return self._preferences[user_id]
+
+    @property
+    def configuration(self) -> Configuration:
+        if self._configuration is None:
+            self._configuration = current_configuration()
+        return self._configuration
+
+    def context(self, recipient: Recipient) -> UserContext:
+        """Return the user's visibility context, built at the first call."""
+        context = self._contexts.get(recipient.id)
+        if context is None:
+            context = self._contexts[recipient.id] = build_user_context(recipient)
+        return context
+
+
+def _visible_recipients(mail: Mail | None, recipients: list[Recipient], cache: NotificationCache) -> list[Recipient]:
+    """Keep the users allowed to see ``mail``: a notification must not reveal a mail."""
+    if mail is None:
+        return recipients
+    return [recipient for recipient in recipients if can_see(cache.context(recipient), mail)]
+
+
+def notify(
+    event: str,
+    mail: Mail | None,
+    recipients: Iterable[int | None],
+    actor: UserContext | None = None,
+    params: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    cache: NotificationCache | None = None,
+) -> list[Notification]:
+    """Notify ``recipients`` (user ids) of ``event`` on ``mail``, in the caller's transaction.
+
+    ``actor`` None is the system actor. The actor is never notified of their
+    own action, inactive users and users who may not see the mail are skipped,
+    and each recipient is notified once. Each notification is shown in the
+    portal and, as the recipient's preferences say, queued as an e-mail in
+    their language or kept for their daily digest. ``cache`` reuses the
+    users read by earlier calls of the same job. Returns the notifications
+    created, not yet flushed, so their ids are set when the caller's
+    transaction flushes. Raises ValueError for an unknown event.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}; expected one of {', '.join(EVENTS)}")
+    now = now or utcnow()
+    actor_id = actor.user_id if actor is not None else None
+    wanted = list(dict.fromkeys(user_id for user_id in recipients if user_id is not None and user_id != actor_id))
+    if not wanted:
+        return []
+
+    cache = cache if cache is not None else NotificationCache()
+    recipients = _visible_recipients(mail, cache.active(wanted), cache)
+    # The notifications stay pending until the caller's transaction flushes, and a pending
+    # object loads no relationship, so the texts read mail and actor from these references.
+    actor_user = db.session.get(User, actor_id) if actor_id is not None else None
+
+    created = []
+    for recipient in recipients:
+        preference = cache.preferences(recipient.id)
+        notification = Notification(
+            user_id=recipient.id,
+            mail_id=mail.id if mail is not None else None,
+            mail=mail,
+            event=event,
+            actor_id=actor_id,
+            actor=actor_user,
+            params=dict(params or {}),
+            created_at=now,
+            email_state="none",
+        )
+        db.session.add(notification)
+        if recipient.email and preference.wants_email(event):
+            if preference.email_mode == "digest":
+                notification.email_state = "digest"
+            else:
+                facts = facts_for(notification, preference.language, cache.configuration)
+                rendered = render_single(preference.language, facts, display_name(recipient))
+                _queue_email(recipient, preference.language, rendered, now)
+                notification.email_state = "queued"
+        created.append(notification)
+    return created
+
+
+# --- Reading and marking -----------------------------------------------------------
+
+
+def unread_count(user_id: int) -> int:
+    return int(
+        db.session.execute(
+            select(func.count()).select_from(Notification).where(
+                Notification.user_id == user_id, Notification.read_at.is_(None)
+            )
+        ).scalar_one()
+    )
+
+
+def notifications_page(user_id: int, page: int, size: int) -> tuple[list[Notification], int]:
+    total = int(
+        db.session.execute(select(func.count()).select_from(Notification).where(Notification.user_id == user_id)).scalar_one()
+    )
+    rows = db.session.execute(
+        select(Notification)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.id.desc())
+        .offset((max(page, 1) - 1) * size)
+        .limit(size)
+    ).scalars()
+    return list(rows), total
+
+
+def mark_read(user: UserContext, notification_ids: Iterable[int] | None = None) -> int:
+    """Mark the user's notifications read (all of them when ``notification_ids`` is None); return how many."""
+    ids = None if notification_ids is None else list(notification_ids)
+
+    def change() -> int:
+        statement = update(Notification).where(Notification.user_id == user.user_id, Notification.read_at.is_(None))
+        if ids is not None:
+            statement = statement.where(Notification.id.in_(ids))
+        return db.session.execute(statement.values(read_at=utcnow())).rowcount or 0
+
+    return run_in_write_transaction(change, f"mark notifications read for user {user.user_id}")
+
+
+def save_preferences(user: UserContext, language: str, email_mode: str, muted_events: Iterable[str]) -> None:
+    """Store the user's language for e-mail, e-mail mode and events kept out of e-mail."""
+    muted = sorted(set(muted_events))
+    errors: dict[str, list[str]] = {}
+    if language not in LANGUAGES:
+        errors["language"] = [f"invalid language {language!r}"]
+    if email_mode not in EMAIL_MODES:
+        errors["email_mode"] = [f"invalid e-mail mode {email_mode!r}"]
+    unknown = [event for event in muted if event not in EVENTS]
+    if unknown:
+        errors["muted_events"] = [f"unknown event {unknown[0]!r}"]
+    if errors:
+        raise ValidationFailed(errors)
+
+    def change() -> None:
+        row = db.session.get(UserPreference, user.user_id)
+        if row is None:
+            row = UserPreference(user_id=user.user_id)
+            db.session.add(row)
+        row.language = language
+        row.email_mode = email_mode
+        row.muted_events = muted
+        row.updated_at = utcnow()
+
+    run_in_write_transaction(change, f"save notification preferences of user {user.user_id}")
+    log.info("notification preferences of user %s saved: %s, %s", user.user_id, language, email_mode)
+
+
+# --- Daily digest --------------------------------------------------------------------
+
+
+def send_digests(now: datetime | None = None) -> dict[str, int]:
+    """Queue one digest e-mail per user who has notifications waiting for it.
+
+    Each user's digest is built in its own transaction that moves exactly the
+    notifications it lists from "digest" to "digested", so running the job
+    twice, or in two processes, lists each notification once.
+    """
+    now = now or utcnow()
+    user_ids = list(
+        db.session.execute(
+            select(Notification.user_id).where(Notification.email_state == "digest").distinct()
+        ).scalars()
+    )
+    queued = 0
+    for user_id in user_ids:
+        try:
+            if run_in_write_transaction(partial(_digest_for, user_id, now), f"digest for user {user_id}"):
+                queued += 1
+        except _DigestRace:
+            log.info("digest for user %s skipped: another runner is building it", user_id)
+    return {"digests": queued}
+
+
+def _digest_for(user_id: int, now: datetime) -> bool:
+    pending = list(
+        db.session.execute(
+            select(Notification)
+            .where(Notification.user_id == user_id, Notification.email_state == "digest")
+            .order_by(Notification.id)
+        ).scalars()
+    )
+    user = db.session.get(User, user_id)
+    if not pending or user is None:
+        return False
+    ids = [row.id for row in pending]
+    moved = db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.email_state == "digest")
+        .values(email_state="digested")
+    ).rowcount
+    if moved != len(ids):
+        # Another runner took some of them: leave this user to the next pass.
+        raise _DigestRace()
+    if not user.email:
+        return False
+
+    language = preferences_of([user_id])[user_id].language
+    items = [facts_for(row, language) for row in pending]
+    rendered = render_digest(language, items, display_name(user), now.astimezone(PARIS).date())
+    _queue_email(user, language, rendered, now)
+    return True
+
+
+class _DigestRace(Exception):
+    """Another runner moved some of the user's notifications first."""

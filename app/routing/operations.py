@@ -1,0 +1,157 @@
+"""Routing at registration: decide the distribution before the insert, apply it inside it.
+
+``plan_routing`` runs before registration's checks, without writing: it
+evaluates the rules and fills the department, assignee and priority that the
+agent left empty.  A department or assignee typed on the form overrides the
+rules, and the override is written in the trace.  ``apply_routing`` then runs
+inside the registration transaction and adds the copies and opinion requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from app.configuration.loader import Configuration
+from app.correspondents.models import Correspondent
+from app.distribution.operations import (
+    add_copies,
+    apply_model,
+    department_ids_by_code,
+    department_model,
+    describe_target,
+    is_member_of_tree,
+    user_ids_by_username,
+)
+from app.extensions import db
+from app.mail.models import Mail
+from app.organisation.models import Department
+from app.routing.engine import PRIORITY_RANK, RoutingOutcome, SampleMail, route
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoutingPlan:
+    """The registration as routing completed it, and what to record and add once the mail exists."""
+
+    registration: Any
+    outcome: RoutingOutcome
+    department: str | None
+    assignee_id: int | None
+    model_id: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def trace(self) -> dict[str, Any]:
+        trace = self.outcome.trace()
+        trace["result"] = {"department": self.department, "assignee_id": self.assignee_id, "model": self.model_id}
+        trace["notes"] = self.notes
+        return trace
+
+
+def sample_from_registration(registration: Any) -> SampleMail:
+    """Build what the rules look at from a ``Registration`` and its correspondent."""
+    data = registration.correspondent
+    kind = organisation = email = None
+    if data is not None and data.id is not None:
+        row = db.session.get(Correspondent, data.id)
+        if row is not None:
+            kind, organisation, email = row.kind, row.organisation, row.email
+    elif data is not None and not data.is_empty():
+        kind, organisation, email = data.kind, data.organisation, data.email
+    return SampleMail(
+        mail_type=registration.mail_type,
+        subject=registration.subject or "",
+        channel=registration.channel,
+        priority=registration.priority,
+        sender_kind=kind,
+        sender_organisation=organisation,
+        sender_email=email,
+        fields=dict(registration.fields),
+    )
+
+
+def _department_row(code: str | None) -> Department | None:
+    if code is None:
+        return None
+    return db.session.execute(
+        select(Department).where(Department.code == code, Department.active.is_(True))
+    ).scalar_one_or_none()
+
+
+def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any, department: Department | None) -> int | None:
+    """Resolve a routed username, or "default", to a user id that belongs to the handling department."""
+    if wanted == "default":
+        wanted = model.assignee if model is not None else None
+    if wanted is None or department is None:
+        return None
+    user_id = user_ids_by_username([wanted]).get(wanted)
+    if user_id is None:
+        plan.notes.append(f"assignee {wanted} unknown or inactive: left empty")
+        log.warning("routing names assignee %s, who is unknown or inactive", wanted)
+        return None
+    if not is_member_of_tree(user_id, department):
+        plan.notes.append(f"assignee {wanted} is not in {department.code}: left empty")
+        return None
+    return user_id
+
+
+def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan:
+    """Evaluate the rules on ``registration`` and return it completed where the agent left it empty."""
+    outcome = route(configuration, sample_from_registration(registration))
+    spec = configuration.mail_types.get(registration.mail_type)
+    manual_department = registration.handling_department
+    department_code = manual_department or outcome.department or (spec.default_department if spec else None)
+    plan = RoutingPlan(registration, outcome, department_code, None, None)
+    if manual_department and outcome.department and manual_department != outcome.department:
+        plan.notes.append(f"department {manual_department} chosen on the form instead of {outcome.department}")
+
+    # The rules' list and assignee apply only when the rules chose the department.
+    rules_chose_department = department_code == outcome.department
+    model = None
+    if outcome.distribution_list and rules_chose_department:
+        model = configuration.distribution_lists.get(outcome.distribution_list)
+    model = model or department_model(configuration, department_code)
+    plan.model_id = model.id if model else None
+
+    if registration.assignee_id is not None:
+        plan.assignee_id = registration.assignee_id
+        if outcome.assignee:
+            plan.notes.append("assignee chosen on the form")
+    else:
+        rule_assignee = outcome.assignee if rules_chose_department else None
+        wanted = rule_assignee or (model.assignee if model else None)
+        plan.assignee_id = _routed_assignee(plan, wanted, model, _department_row(department_code))
+
+    priority = registration.priority
+    if outcome.priority and PRIORITY_RANK.get(outcome.priority, 0) > PRIORITY_RANK.get(priority, 0):
+        priority = outcome.priority
+    plan.registration = dataclasses.replace(
+        registration, handling_department=department_code, assignee_id=plan.assignee_id, priority=priority
+    )
+    return plan
+
+
+def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, actor_id: int | None,
+                  today: date) -> dict[str, Any]:
+    """Add the routed copies and the model's copies and opinions to the new mail; return the trace to store."""
+    users = user_ids_by_username(plan.outcome.copy_users)
+    codes = department_ids_by_code(plan.outcome.copy_departments)
+    for name in plan.outcome.copy_users:
+        if name not in users:
+            plan.notes.append(f"copy to {name} skipped: unknown or inactive user")
+    copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id)
+    added = {"copies": [describe_target(entry) for entry in copies], "opinions": []}
+    model = configuration.distribution_lists.get(plan.model_id) if plan.model_id else None
+    if model is not None:
+        from_model = apply_model(mail, model, actor_id, today)
+        added["copies"] += from_model["copies"]
+        added["opinions"] += from_model["opinions"]
+    trace = plan.trace()
+    trace["added"] = added
+    return trace

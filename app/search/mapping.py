@@ -1,0 +1,83 @@
+"""The one index definition for Elasticsearch and OpenSearch: settings, French analyzer, mapping.
+
+Custom fields are key/value pairs in one ``custom_fields`` object, so the
+number of mapped fields stays fixed however many mail types and fields the
+schemas declare, and a field that is a date in one type and text in another
+never conflicts. Dynamic mapping is off ("strict" would reject documents).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FRENCH_TEXT = {"type": "text", "analyzer": "estafette_french"}
+
+INDEX_SETTINGS: dict[str, Any] = {
+    "number_of_shards": 1,
+    "number_of_replicas": 0,
+    "analysis": {
+        "filter": {
+            # Elided articles and pronouns; the filter strips both ' and ’.
+            "estafette_elision": {
+                "type": "elision",
+                "articles_case": True,
+                "articles": ["l", "m", "t", "qu", "n", "s", "j", "d", "c", "jusqu", "quoiqu", "lorsqu", "puisqu"],
+            },
+            "estafette_light_stemmer": {"type": "stemmer", "language": "light_french"},
+        },
+        "analyzer": {
+            "estafette_french": {
+                "type": "custom",
+                "tokenizer": "standard",
+                # asciifolding folds accents and expands ligatures: "Œuvre" -> "oeuvre".
+                "filter": ["estafette_elision", "lowercase", "asciifolding", "estafette_light_stemmer"],
+            },
+        },
+        "normalizer": {
+            "estafette_folded": {"type": "custom", "filter": ["lowercase", "asciifolding"]},
+        },
+    },
+}
+
+MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "chrono": {"type": "keyword"},
+        "chrono_key": {"type": "keyword"},
+        "chrono_tail": {"type": "keyword"},
+        "subject": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "correspondents": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "custom_fields": {
+            "properties": {
+                "key": {"type": "keyword"},
+                "value": {**FRENCH_TEXT, "copy_to": "all_text",
+                          "fields": {"raw": {"type": "keyword", "ignore_above": 256, "normalizer": "estafette_folded"}}},
+            }
+        },
+        "notes": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "attachment_names": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "attachment_text": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "all_text": FRENCH_TEXT,
+        "category": {"type": "keyword"},
+        "mail_type": {"type": "keyword"},
+        "status": {"type": "keyword"},
+        "priority": {"type": "keyword"},
+        "arrival_date": {"type": "date", "format": "strict_date"},
+        "due_date": {"type": "date", "format": "strict_date"},
+        "letter_date": {"type": "date", "format": "strict_date"},
+        "closed": {"type": "boolean"},
+        "mail_version": {"type": "integer"},
+        # Visibility facts (app.mail.visibility.visibility_facts).
+        "handling_department_id": {"type": "integer"},
+        "initiating_department_id": {"type": "integer"},
+        "created_by_id": {"type": "integer"},
+        "assignee_id": {"type": "integer"},
+        "confidential": {"type": "boolean"},
+        "listed_user_ids": {"type": "integer"},
+        "listed_department_ids": {"type": "integer"},
+    },
+}
+
+
+def index_definition() -> dict[str, Any]:
+    return {"settings": {"index": INDEX_SETTINGS}, "mappings": MAPPINGS}

@@ -1,0 +1,103 @@
+"""The one query builder for Elasticsearch and OpenSearch: same body for both clients.
+
+User text goes only into ``match`` and ``match_phrase`` queries, which
+analyse it as text and have no syntax, so nothing typed can fail to parse.
+Visibility is a filter of the same query, so totals and facets count only
+mail the user may see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.search.analysis import ParsedQuery
+from app.search.criteria import ResolvedFilters, SearchRequest
+
+FACET_FIELDS = {
+    "mail_type": "mail_type",
+    "category": "category",
+    "status": "status",
+    "department": "handling_department_id",
+}
+FACET_SIZE = 20
+# Where snippets are taken from, in order of preference.
+HIGHLIGHT_FIELDS = ("subject", "correspondents", "custom_fields.value", "notes", "attachment_names", "attachment_text")
+SOURCE_FIELDS = ["chrono", "subject", "arrival_date", "status", "mail_type"]
+CHRONO_BOOST = 1000.0
+
+
+def text_query(parsed: ParsedQuery) -> dict[str, Any] | None:
+    """Return the query part of the user's text, or None when there is none."""
+    clauses: list[dict[str, Any]] = []
+    if parsed.raw_words:
+        words = " ".join(parsed.raw_words)
+        clauses.append({"match": {"all_text": {"query": words, "operator": "and"}}})
+    for phrase in parsed.raw_phrases:
+        clauses.append({"match_phrase": {"all_text": {"query": phrase}}})
+    text = {"bool": {"must": clauses, "should": [{"match": {"subject": {"query": parsed.text, "boost": 2.0}}}]}} if clauses else None
+    if parsed.chrono_key is None:
+        return text
+    exact = [
+        {"term": {"chrono_key": {"value": parsed.chrono_key, "boost": CHRONO_BOOST}}},
+        {"term": {"chrono_tail": {"value": parsed.chrono_key, "boost": CHRONO_BOOST}}},
+    ]
+    return {"bool": {"should": exact + ([text] if text else []), "minimum_should_match": 1}}
+
+
+def filter_clauses(request: SearchRequest, filters: ResolvedFilters, visibility: dict[str, Any] | None) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    if visibility is not None:
+        clauses.append(visibility)
+    if request.mail_types:
+        clauses.append({"terms": {"mail_type": request.mail_types}})
+    if request.categories:
+        clauses.append({"terms": {"category": request.categories}})
+    if request.statuses:
+        clauses.append({"terms": {"status": request.statuses}})
+    if filters.department_ids is not None:
+        clauses.append({"terms": {"handling_department_id": filters.department_ids}})
+    arrival = {key: value.isoformat() for key, value in (("gte", request.arrival_from), ("lte", request.arrival_to)) if value}
+    if arrival:
+        clauses.append({"range": {"arrival_date": arrival}})
+    due = {key: value.isoformat() for key, value in (("gte", filters.due_from), ("lte", filters.due_to)) if value}
+    if due:
+        clauses.append({"range": {"due_date": due}})
+    if filters.due_missing:
+        clauses.append({"bool": {"must_not": [{"exists": {"field": "due_date"}}]}})
+    if filters.open_only:
+        clauses.append({"term": {"closed": False}})
+    return clauses
+
+
+def sort_clause(request: SearchRequest, has_text: bool) -> list[Any]:
+    if request.sort == "date_asc":
+        return [{"arrival_date": "asc"}, {"chrono": "asc"}]
+    if request.sort == "date_desc" or not has_text:
+        return [{"arrival_date": "desc"}, {"chrono": "desc"}]
+    return ["_score", {"arrival_date": "desc"}, {"chrono": "desc"}]
+
+
+def build_search_body(request: SearchRequest, parsed: ParsedQuery, filters: ResolvedFilters,
+                      visibility: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the search request body: query, filters, facets, highlighting, sort and page."""
+    query = text_query(parsed)
+    if query is None and request.text.strip():
+        # Text without any searchable word matches nothing, as in the embedded backend.
+        query = {"match_none": {}}
+    return {
+        "query": {"bool": {"must": [query or {"match_all": {}}], "filter": filter_clauses(request, filters, visibility)}},
+        "aggs": {name: {"terms": {"field": field, "size": FACET_SIZE}} for name, field in FACET_FIELDS.items()},
+        "highlight": {
+            # HTML encoding escapes the stored text around the tags: markup in a subject stays text.
+            "encoder": "html",
+            "pre_tags": ["<mark>"],
+            "post_tags": ["</mark>"],
+            "require_field_match": False,
+            "fields": {name: {"fragment_size": 200, "number_of_fragments": 1} for name in HIGHLIGHT_FIELDS},
+        },
+        "sort": sort_clause(request, query is not None),
+        "from": request.offset,
+        "size": request.page_size,
+        "track_total_hits": True,
+        "_source": SOURCE_FIELDS,
+    }

@@ -1,0 +1,56 @@
+"""Snippets with the matched words highlighted, HTML-escaped, for the embedded backend."""
+
+from __future__ import annotations
+
+import re
+
+from markupsafe import Markup, escape
+
+from app.search.analysis import _APOSTROPHES, fold, stem, strip_elision
+
+_WORD = re.compile(r"[^\W_]+(?:[" + _APOSTROPHES + r"][^\W_]+)*")
+WORDS_BEFORE_FIRST_MATCH = 8
+
+
+def _matches(word: str, terms: set[str]) -> bool:
+    folded = strip_elision(fold(word))
+    return any(stem(part) in terms for part in re.split("[" + _APOSTROPHES + "]", folded) if part)
+
+
+def highlight(text: str, terms: set[str], max_words: int = 40) -> Markup | None:
+    """Return a window of ``text`` around its first matched word, with matches in <mark>; None if none matches.
+
+    Every piece of ``text`` is escaped, so markup in a subject or a sender's
+    name is shown as text.
+    """
+    tokens = list(_WORD.finditer(text))
+    matched = [index for index, token in enumerate(tokens) if _matches(token.group(), terms)]
+    if not matched:
+        return None
+    first = max(0, matched[0] - WORDS_BEFORE_FIRST_MATCH)
+    last = min(len(tokens), first + max_words)
+    return _render(text, tokens, first, last, {index for index in matched if first <= index < last})
+
+
+def excerpt(text: str, max_words: int = 40) -> Markup:
+    """Return the beginning of ``text``, escaped, when no word of it matched."""
+    tokens = list(_WORD.finditer(text))
+    return _render(text, tokens, 0, min(len(tokens), max_words), set())
+
+
+def _render(text: str, tokens: list[re.Match[str]], first: int, last: int, marked: set[int]) -> Markup:
+    if not tokens:
+        return Markup("")
+    parts: list[str] = ["…" if first > 0 else ""]
+    position = tokens[first].start()
+    for index in range(first, last):
+        token = tokens[index]
+        parts.append(str(escape(text[position:token.start()])))
+        word = str(escape(token.group()))
+        parts.append(f"<mark>{word}</mark>" if index in marked else word)
+        position = token.end()
+    end = len(text) if last == len(tokens) else position
+    parts.append(str(escape(text[position:end])))
+    if last < len(tokens):
+        parts.append("…")
+    return Markup(" ".join("".join(parts).split()))

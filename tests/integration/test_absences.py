@@ -1,0 +1,131 @@
+"""Absences: the delegate sees the absent agent's baskets and acts on their behalf, recorded in history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.absences.models import Absence
+from app.absences.operations import cancel_absence, declare_absence
+from app.actions.operations import ActionInput, perform_action
+from app.core.errors import NotFound, PermissionDenied, ValidationFailed
+from app.correspondents.operations import CorrespondentInput
+from app.extensions import db
+from app.mail.models import HistoryEntry
+from app.mail.operations import Registration, register_mail, today_in_paris
+from tests.conftest import csrf_token, user_context
+
+
+def _confidential_for_sejour() -> int:
+    mail = register_mail(
+        user_context("courrier"),
+        Registration(
+            mail_type="public_complaint", subject="Signalement confidentiel",
+            arrival_date=today_in_paris() - timedelta(days=1), handling_department="DMI-SSE-BPT",
+            confidential=True, assignee_id=user_context("sejour").user_id,
+            correspondent=CorrespondentInput(last_name="Martin", first_name="Léa", confirm_new=True),
+        ),
+    )
+    return mail.id
+
+
+def _absence(starts_in: int = 0, days: int = 5, user: str = "sejour", delegate: str = "naturalisation") -> Absence:
+    today = today_in_paris()
+    return declare_absence(
+        user_context(user), today + timedelta(days=starts_in), today + timedelta(days=starts_in + days),
+        user_context(delegate).user_id,
+    )
+
+
+def test_delegate_acts_on_behalf(app_context):
+    mail_id = _confidential_for_sejour()
+    with pytest.raises(NotFound):
+        perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
+    _absence()
+    result = perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
+    assert result.on_behalf_of_id == user_context("sejour").user_id
+    entry = db.session.execute(
+        select(HistoryEntry).where(HistoryEntry.mail_id == mail_id, HistoryEntry.event == "qualify")
+    ).scalar_one()
+    assert entry.actor_id == user_context("naturalisation").user_id
+    assert entry.on_behalf_of_id == user_context("sejour").user_id
+
+
+def test_future_absence_grants_nothing_yet(app_context):
+    mail_id = _confidential_for_sejour()
+    _absence(starts_in=3)
+    with pytest.raises(NotFound):
+        perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
+
+
+def test_cancelled_absence_ends_delegation(app_context):
+    mail_id = _confidential_for_sejour()
+    absence = _absence()
+    cancel_absence(user_context("sejour"), absence.id)
+    with pytest.raises(NotFound):
+        perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
+
+
+def test_only_owner_cancels(app_context):
+    absence = _absence()
+    with pytest.raises(NotFound):
+        cancel_absence(user_context("naturalisation"), absence.id)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "delegate", "field"),
+    [(0, -1, "naturalisation", "ends_on"), (0, 3, "sejour", "delegate_id"), (-10, -5, "naturalisation", "ends_on")],
+)
+def test_invalid_absence_rejected(app_context, start, end, delegate, field):
+    today = today_in_paris()
+    with pytest.raises(ValidationFailed) as failure:
+        declare_absence(user_context("sejour"), today + timedelta(days=start), today + timedelta(days=end),
+                        user_context(delegate).user_id)
+    assert field in failure.value.field_errors
+
+
+def test_overlapping_absence_rejected(app_context):
+    _absence()
+    with pytest.raises(ValidationFailed):
+        _absence(starts_in=2, delegate="renouvellement")
+
+
+def test_agent_cannot_declare_for_another(app_context):
+    today = today_in_paris()
+    with pytest.raises(PermissionDenied):
+        declare_absence(user_context("renouvellement"), today, today, user_context("naturalisation").user_id,
+                        absent_user_id=user_context("sejour").user_id)
+
+
+def test_delegate_opens_absent_baskets(app, client_as):
+    with app.app_context():
+        mail_id = _confidential_for_sejour()
+        sejour_id = user_context("sejour").user_id
+    delegate = client_as("naturalisation")
+    assert delegate.get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404
+
+    page = delegate.get("/absences/").get_data(as_text=True)
+    sejour_client = client_as("sejour")
+    form = sejour_client.get("/absences/").get_data(as_text=True)
+    today = today_in_paris()
+    response = sejour_client.post("/absences/", data={
+        "csrf_token": csrf_token(form), "starts_on": today.strftime("%d/%m/%Y"),
+        "ends_on": (today + timedelta(days=3)).strftime("%d/%m/%Y"),
+        "delegate_id": str(user_context_id(app, "naturalisation")),
+    })
+    assert response.status_code == 302
+    assert "data-absent" not in page
+
+    basket = delegate.get(f"/mail/basket/to_process?for={sejour_id}").get_data(as_text=True)
+    assert 'id="acting-for"' in basket
+    assert f'data-mail="{mail_id}"' in basket
+    assert f'data-absent="{sejour_id}"' in delegate.get("/absences/").get_data(as_text=True)
+    assert delegate.get(f"/mail/{mail_id}").status_code == 200
+    assert client_as("renouvellement").get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404
+
+
+def user_context_id(app, username: str) -> int:
+    with app.app_context():
+        return user_context(username).user_id

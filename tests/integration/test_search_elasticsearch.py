@@ -1,0 +1,143 @@
+"""The Elasticsearch client path: the requests it sends, checked on a loopback HTTP server.
+
+No Elasticsearch server can be installed here, so a small server on
+127.0.0.1 records each request and answers as Elasticsearch 9 does (with the
+X-Elastic-Product header the client requires). The bodies must be the ones
+the shared query builder makes for OpenSearch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from app.search.backends.cluster import OpenSearchAdapter, cluster_backend
+from app.search.criteria import SearchRequest
+from app.search.documents import build_document
+from tests.conftest import user_context
+from tests.integration.search_support import days_ago, register_corpus
+
+EMPTY_SEARCH = {
+    "took": 1, "timed_out": False, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
+    "aggregations": {name: {"buckets": []} for name in ("mail_type", "category", "status", "department")},
+}
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    requests: list[tuple[str, str, bytes]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        type(self).requests.append((self.command, self.path, body))
+        if self.command == "HEAD":
+            payload: Any = None
+            status = 200
+        elif self.path.startswith("/_bulk"):
+            payload, status = {"took": 1, "errors": False, "items": []}, 200
+        elif "/_search" in self.path:
+            payload, status = EMPTY_SEARCH, 200
+        else:
+            payload, status = {"acknowledged": True}, 200
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture()
+def recorder() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    RecordingHandler.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", RecordingHandler.requests
+    server.shutdown()
+    server.server_close()
+
+
+def _opensearch_twin(url: str) -> Any:
+    twin = cluster_backend("opensearch", url, "estafette-mail")
+    assert isinstance(twin.adapter, OpenSearchAdapter)
+    return twin
+
+
+def test_search_body_is_shared_builder(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    user = user_context("sejour")
+    request = SearchRequest(text="l’arrêté Saint-Denis AR/2026-001", mail_types=["public_complaint"], department="DMI",
+                            arrival_from=days_ago(30), due_band="overdue", sort="relevance", page=2, page_size=10)
+    backend.search(user, request)
+    method, path, body = requests[-1]
+    sent = json.loads(body)
+
+    assert method == "POST"
+    assert path.startswith("/estafette-mail/_search")
+    assert sent == _opensearch_twin(url).search_body(user, request)
+    assert "query_string" not in body.decode()
+    assert sent["highlight"]["encoder"] == "html"
+    assert sent["from"] == 10
+    assert sent["query"]["bool"]["filter"][0]["bool"]["minimum_should_match"] == 1
+
+
+def test_search_body_for_administrator_has_no_visibility_filter(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    backend.search(user_context("admin"), SearchRequest(text="demande"))
+    sent = json.loads(requests[-1][2])
+
+    assert sent["query"]["bool"]["filter"] == []
+    assert sent["query"]["bool"]["must"][0]["bool"]["must"] == [{"match": {"all_text": {"query": "demande", "operator": "and"}}}]
+
+
+def test_bulk_sends_engine_documents(app_context, recorder):
+    url, requests = recorder
+    mails = register_corpus()
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    document = build_document(mails["coeur_de_ville"])
+    backend.write([document], [12345])
+    method, path, body = requests[-1]
+    lines = [json.loads(line) for line in body.decode().splitlines() if line]
+
+    assert path.startswith("/_bulk")
+    assert lines[0] == {"index": {"_index": "estafette-mail", "_id": str(document.mail_id)}}
+    assert lines[1] == document.engine_source()
+    assert lines[2] == {"delete": {"_index": "estafette-mail", "_id": "12345"}}
+
+
+def test_first_write_creates_index_and_alias(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    # The recorder answers 200 to HEAD /_alias, so pretend the alias is missing.
+    backend.adapter.alias_targets = lambda alias: []
+    backend.adapter.index_exists = lambda name: False
+    backend.ensure_index()
+    created = next(request for request in requests if request[0] == "PUT")
+    definition = json.loads(created[2])
+    aliases = next(request for request in requests if request[1].startswith("/_aliases"))
+
+    assert created[1].startswith("/estafette-mail-")
+    assert definition["mappings"]["dynamic"] is False
+    assert definition["settings"]["index"]["analysis"]["analyzer"]["estafette_french"]["filter"][0] == "estafette_elision"
+    assert json.loads(aliases[2])["actions"][0]["add"]["alias"] == "estafette-mail"

@@ -1,0 +1,66 @@
+"""Scanned letters: searchable by metadata at once, by their text once OCR (Tesseract, French) has run."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+from sqlalchemy import select
+
+from app.attachments.operations import Upload
+from app.extensions import db
+from app.mail.operations import Registration, register_mail
+from app.search.backends.embedded import EmbeddedBackend
+from app.search.criteria import SearchRequest
+from app.search.indexer import drain
+from app.search.models import OutboxEvent
+from app.search.operations import search
+from tests.conftest import user_context
+from tests.integration.search_support import days_ago, person
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("tesseract") and shutil.which("pdftoppm")),
+    reason="tesseract and pdftoppm are missing: run scripts/ensure-system-packages.sh --documents",
+)
+
+
+def _scanned_letter_png(tmp_path) -> bytes:
+    """Render a letter to PDF, then to a picture of it: a scan with no text layer."""
+    from app.demo.letters import render_letter_pdf
+
+    pdf = render_letter_pdf(
+        {"category": "incoming", "subject": "Objet : stationnement gênant", "letter_date": days_ago(3),
+         "body_paragraphs": ["Les riverains signalent un stationnement anarchique devant la médiathèque."]},
+        {"kind": "person", "civility": "Mme", "first_name": "Claire", "last_name": "Fontaine", "organisation": None,
+         "address": "2 place du Marché", "postcode": "75003", "city": "Paris", "email": None, "phone": None},
+    )
+    (tmp_path / "letter.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "200", "-png", "-singlefile", str(tmp_path / "letter.pdf"), str(tmp_path / "scan")], check=True)
+    return (tmp_path / "scan.png").read_bytes()
+
+
+def test_scan_searchable_after_ocr(app_context, tmp_path):
+    backend = EmbeddedBackend()
+    clerk = user_context("courrier")
+    mail = register_mail(clerk, Registration(
+        mail_type="public_complaint", subject="Signalement de riverains", arrival_date=days_ago(1),
+        correspondent=person("Fontaine", "Claire"), uploads=[Upload(io.BytesIO(_scanned_letter_png(tmp_path)), "scan.png", kind="letter")],
+    ))
+    admin = user_context("admin")
+
+    drain(backend, ocr=False)
+    by_metadata = search(admin, SearchRequest(text="riverains signalement"), backend=backend)
+    before_ocr = search(admin, SearchRequest(text="médiathèque"), backend=backend)
+    queued = db.session.execute(select(OutboxEvent).where(OutboxEvent.entity == "attachment", OutboxEvent.processed_at.is_(None))).scalars().all()
+
+    assert [hit.mail_id for hit in by_metadata.hits] == [mail.id]
+    assert before_ocr.total == 0
+    assert [event.operation for event in queued] == ["ocr"]
+
+    result = drain(backend)
+    after_ocr = search(admin, SearchRequest(text="mediatheque stationnement"), backend=backend)
+
+    assert result.recognised == 1
+    assert [hit.mail_id for hit in after_ocr.hits] == [mail.id]
