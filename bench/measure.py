@@ -433,7 +433,6 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
     from app.extensions import db
     from app.mail.models import Mail
     from app.mail.operations import Registration, register_mail, today_in_paris
-
     from bench.generate import generated_mails
 
     configuration = current_configuration()

@@ -165,7 +165,7 @@ def measure_due_query(app: Any) -> dict[str, Any]:
 
 
 def _explain(statement: sa.Executable, dialect_name: str) -> list[str]:
-    """Return the plan of ``statement``; on PostgreSQL it is executed (ANALYZE), so the caller rolls back."""
+    """Return the plan of ``statement``. PostgreSQL executes it (ANALYZE), so the caller rolls back."""
     from app.extensions import db
 
     compiled = statement.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})

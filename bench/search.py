@@ -87,7 +87,7 @@ def index_everything(backend: Any, share: float, batch: int = 1000) -> dict[str,
                 document.attachment_text = attachment_text(rng)
         db.session.commit()
         if backend.in_database:
-            run_in_write_transaction(lambda: backend.write(documents, []), "bench index")
+            run_in_write_transaction(lambda batch_documents=documents: backend.write(batch_documents, []), "bench index")
         else:
             backend.write(documents, [])
         indexed += len(documents)
@@ -148,7 +148,7 @@ def measure_queries(backend: Any, repeat: int) -> list[dict[str, Any]]:
         user = user_context(username)
         request = SearchRequest(text=text, **filters)
         result = search(user, request, backend=backend)
-        full = time_calls(lambda: search(user, request, backend=backend), repeat)
+        full = time_calls(lambda user=user, request=request: search(user, request, backend=backend), repeat)
         raw = time_calls(raw_query(backend, text), repeat)
         rows.append({
             "query": text, "filters": filters, "user": username, "total": result.total,

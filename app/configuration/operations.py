@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
-from flask_babel import lazy_gettext as _l
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.configuration.loader import (

@@ -59,7 +59,7 @@ class RegistrationFormBase(FlaskForm):
     channel = SelectField(_l("Channel"), choices=CHANNEL_CHOICES)
     priority = SelectField(_l("Priority"), choices=PRIORITY_CHOICES)
     confidential = BooleanField(
-        _l("Confidential"), description=_l("Only the assignee, the registering agent and administrators will see it.")
+        _l("Confidential"), description=_l("Only its distribution list (assignee, copies, opinions), the registering agent and administrators will see it.")
     )
     handling_department = SelectField(_l("Handling department"), choices=[])
     assignee_id = SelectField(_l("Assignee"), choices=[], validators=[Optional()])

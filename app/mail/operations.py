@@ -121,7 +121,7 @@ def _check_assignee(
 ) -> None:
     if registration.assignee_id is None:
         if registration.confidential:
-            _error(errors, "assignee_id", _l("Confidential mail needs an assignee: only the assignee, the registering agent and administrators will see it."))
+            _error(errors, "assignee_id", _l("Confidential mail needs an assignee, because only its distribution list, the registering agent and administrators see it."))
         return
     if department is None:
         return

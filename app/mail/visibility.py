@@ -111,13 +111,15 @@ def seeing_context(user: UserContext, mail: Mail) -> UserContext | None:
 # over them. tests/integration/test_search_visibility.py compares both on mixed data.
 
 
-def visibility_facts(mail: Mail) -> dict[str, object]:
-    """Return the facts of ``mail`` that search_visibility_filter() tests, to index with it."""
+def visibility_facts(mail: Mail, entries: list[DistributionEntry] | None = None) -> dict[str, object]:
+    """Return the facts of ``mail`` that search_visibility_filter() tests, to index with it.
+
+    ``entries`` are the mail's distribution entries when the caller loaded them already.
+    """
     from app.extensions import db
 
-    entries = db.session.execute(
-        select(DistributionEntry.user_id, DistributionEntry.department_id).where(DistributionEntry.mail_id == mail.id)
-    ).all()
+    if entries is None:
+        entries = list(db.session.execute(select(DistributionEntry).where(DistributionEntry.mail_id == mail.id)).scalars())
     return {
         "handling_department_id": mail.handling_department_id,
         "initiating_department_id": mail.initiating_department_id,

@@ -135,8 +135,8 @@ class NotificationCache:
 
     A job that notifies many users, such as the reminder sweep, passes one
     cache to every notify() call of its run and preloads the users of a batch
-    with ``load``. The cache holds plain values, so it stays valid across the
-    run's transactions, and changes made during the run are not seen by it.
+    with ``load``. The cache stores plain values, so it stays valid across the
+    run's transactions but does not see changes made during the run.
     Without one, notify() reads the users at each call.
     """
 

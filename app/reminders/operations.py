@@ -7,10 +7,10 @@ day. Days are counted in working days of the handling department's calendar.
 
 The sweep (``send_due_reminders``) claims due rows in batches with one
 conditional UPDATE (``state = 'pending'``) and processes only the rows that
-UPDATE changed, in the same transaction as their notifications and history
-entries, so a reminder is sent once even when two runners sweep at the same
-time. A batch that fails is retried one reminder per transaction, so one
-failing reminder neither blocks nor duplicates the others.
+UPDATE changed. The claim commits together with the notifications and
+history entries, so a reminder is sent once even when two runners sweep at
+the same time. A batch that fails is redone one reminder per transaction, so
+one failing reminder neither blocks nor duplicates the others.
 """
 
 from __future__ import annotations
@@ -204,16 +204,6 @@ class Organisation:
         return list(self.heads.get(upwards[-1], [])) if upwards else []
 
 
-def department_heads(department: Department) -> list[int]:
-    """Return the heads of the department, or of the nearest department above it that has one."""
-    return Organisation.load().department_heads(department.id)
-
-
-def director_ids(department: Department) -> list[int]:
-    """Return the heads of the top-level department above ``department`` (the director)."""
-    return Organisation.load().director_ids(department.id)
-
-
 def resolve_recipients(mail: Mail, roles: Sequence[str], organisation: Organisation | None = None) -> list[int]:
     """Turn recipient roles into user ids, falling back to the department heads when no role resolves.
 
@@ -242,7 +232,7 @@ def resolve_recipients(mail: Mail, roles: Sequence[str], organisation: Organisat
 class SweepSummary:
     sent: int = 0
     cancelled: int = 0
-    # Ids of the reminders that raised an error; they stay pending for the next sweep.
+    # Ids of the reminders that raised an error. They stay pending for the next sweep.
     failed: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
@@ -258,16 +248,16 @@ class ReminderSweepFailed(Exception):
 
     def __init__(self, summary: SweepSummary):
         self.summary = summary
-        shown = ", ".join(str(reminder_id) for reminder_id in summary.failed[:20])
+        first_ids = ", ".join(str(reminder_id) for reminder_id in summary.failed[:20])
         super().__init__(
-            f"{len(summary.failed)} reminders failed and stay pending (ids {shown}); "
-            f"{summary.sent} sent, {summary.cancelled} cancelled; see the log for each error"
+            f"{len(summary.failed)} reminders failed and stay pending (first ids: {first_ids}). "
+            f"{summary.sent} sent, {summary.cancelled} cancelled. The log has each error."
         )
 
 
 @dataclass
 class _SweepContext:
-    """What one sweep reads once and reuses in each of its transactions."""
+    """State of one sweep: the time, and the data it reads once and reuses in each transaction."""
 
     now: datetime
     configuration: Configuration
@@ -325,12 +315,12 @@ def _send_batch_or_each(batch: list[int], sweep: _SweepContext, summary: SweepSu
     try:
         summary.count(run_in_write_transaction(partial(_send_batch, batch, sweep), description))
         return
-    except Exception:  # redone one by one below, where each error is logged with its reminder
+    except Exception:  # the batch is redone one by one below, and each error is logged with its reminder id
         if len(batch) == 1:
-            log.exception("reminder %s failed; it stays pending", batch[0])
+            log.exception("reminder %s failed and stays pending for the next sweep", batch[0])
             summary.failed.append(batch[0])
             return
-        log.warning("reminder batch %s to %s failed; sending its %s reminders one by one", batch[0], batch[-1], len(batch))
+        log.warning("reminder batch %s to %s failed, so its %s reminders are sent one by one", batch[0], batch[-1], len(batch))
     for reminder_id in batch:
         _send_batch_or_each([reminder_id], sweep, summary)
 
@@ -341,7 +331,7 @@ def claim_statement(reminder_ids: list[int], now: datetime) -> Update:
     Rows another runner claimed first are no longer pending, so they are not
     returned. On PostgreSQL the rows another runner has locked are skipped
     rather than waited for (FOR UPDATE SKIP LOCKED), so two runners claiming
-    overlapping batches neither wait for nor deadlock each other; a skipped
+    overlapping batches neither wait for nor deadlock each other. A skipped
     row that stays pending comes back in the next due-row query. SQLite has
     one writer at a time, and SQLAlchemy leaves FOR UPDATE out there.
     """
@@ -359,7 +349,7 @@ def claim_statement(reminder_ids: list[int], now: datetime) -> Update:
 
 
 def _claim(reminder_ids: list[int], now: datetime) -> list[int]:
-    """Claim the pending rows among ``reminder_ids``; return the ids this runner claimed, sorted."""
+    """Claim the pending rows among ``reminder_ids`` and return the ids this runner claimed, sorted."""
     claimed = db.session.execute(
         claim_statement(reminder_ids, now), execution_options={"synchronize_session": False}
     ).scalars()
@@ -367,7 +357,10 @@ def _claim(reminder_ids: list[int], now: datetime) -> list[int]:
 
 
 def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]:
-    """Claim and send the reminders of ``reminder_ids`` in the caller's transaction; return each claimed one's outcome."""
+    """Claim and send the reminders of ``reminder_ids`` in the caller's transaction.
+
+    Returns the outcome ("sent" or "cancelled") of each reminder this call claimed.
+    """
     claimed = _claim(reminder_ids, sweep.now)
     if not claimed:
         return {}
@@ -380,6 +373,9 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
             .execution_options(populate_existing=True)
         ).scalars()
     )
+    if any(row.mail.handling_department_id not in sweep.organisation.paths for row in rows):
+        # A department was created after the sweep read them.
+        sweep.organisation = Organisation.load()
     closed = sweep.configuration.closed_statuses
     recipients = {
         row.id: resolve_recipients(row.mail, row.recipient_roles, sweep.organisation)
@@ -402,8 +398,8 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
             row.state = "cancelled"
             row.outcome = {"reason": "closed" if row.mail.status in closed else "due_date_changed"}
             outcomes[row.id] = "cancelled"
-    # Inserted as one executemany each: ORM objects would cost one INSERT per row on SQLite,
-    # which returns generated ids only row by row.
+    # One executemany each. ORM objects would cost one INSERT per row on SQLite, because
+    # SQLAlchemy fetches generated ids there one row at a time.
     if history:
         db.session.execute(insert(HistoryEntry), history)
     if repetitions:
@@ -412,7 +408,7 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
 
 
 def _send(reminder: Reminder, recipients: list[int], sweep: _SweepContext) -> dict[str, Any]:
-    """Notify the reminder's recipients; return the values of its history entry."""
+    """Notify the reminder's recipients and return the values of its history entry."""
     mail = reminder.mail
     configuration = sweep.configuration
     event = "mail_late" if reminder.kind == "late" else "reminder_due"

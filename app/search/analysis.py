@@ -51,6 +51,7 @@ def strip_elision(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Reduce a folded word to its stem, so that singular and plural, masculine and feminine match.
 

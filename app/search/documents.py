@@ -87,7 +87,29 @@ class MailDocument:
 
 def build_document(mail: Mail, attachment_text: str = "") -> MailDocument:
     """Read everything searchable about ``mail``; the caller supplies its attachments' extracted text."""
-    spec = current_configuration().mail_types.get(mail.mail_type)
+    return build_documents([mail], {mail.id: attachment_text})[0]
+
+
+def build_documents(mails: list[Mail], attachment_texts: dict[int, str]) -> list[MailDocument]:
+    """Build the documents of ``mails`` with one query per related table, not one per mail."""
+    ids = [mail.id for mail in mails]
+    entries: dict[int, list[DistributionEntry]] = {mail_id: [] for mail_id in ids}
+    for entry in db.session.execute(select(DistributionEntry).where(DistributionEntry.mail_id.in_(ids))).scalars():
+        entries[entry.mail_id].append(entry)
+    comments: dict[int, list[str]] = {mail_id: [] for mail_id in ids}
+    for mail_id, details in db.session.execute(select(HistoryEntry.mail_id, HistoryEntry.details).where(HistoryEntry.mail_id.in_(ids))):
+        if isinstance(details, dict) and details.get("comment"):
+            comments[mail_id].append(str(details["comment"]))
+    configuration = current_configuration()
+    return [
+        _document(mail, attachment_texts.get(mail.id, ""), entries[mail.id], comments[mail.id], configuration)
+        for mail in mails
+    ]
+
+
+def _document(mail: Mail, attachment_text: str, entries: list[DistributionEntry], comments: list[str],
+              configuration: Any) -> MailDocument:
+    spec = configuration.mail_types.get(mail.mail_type)
     custom_fields = []
     for key, stored in sorted((mail.fields or {}).items()):
         field_spec = spec.field(key) if spec else None
@@ -95,6 +117,8 @@ def build_document(mail: Mail, attachment_text: str = "") -> MailDocument:
         if value:
             custom_fields.append((key, value))
 
+    # Notes: the comments written on the mail's actions and the opinions given on it.
+    notes = comments + [entry.answer for entry in entries if entry.answer]
     return MailDocument(
         mail_id=mail.id,
         chrono=mail.chrono,
@@ -110,23 +134,13 @@ def build_document(mail: Mail, attachment_text: str = "") -> MailDocument:
         mail_version=mail.row_version,
         correspondents=[_correspondent_text(link.correspondent) for link in mail.correspondents],
         custom_fields=custom_fields,
-        notes=_notes(mail.id),
+        notes=notes,
         attachment_names=[attachment.display_name for attachment in mail.attachments],
         attachment_text=attachment_text,
-        facts=visibility_facts(mail),
+        facts=visibility_facts(mail, entries),
     )
 
 
 def _correspondent_text(correspondent: Any) -> str:
     parts = [correspondent.display_name, correspondent.email, correspondent.city]
     return " ".join(part for part in parts if part)
-
-
-def _notes(mail_id: int) -> list[str]:
-    """Return the comments written on the mail's actions and the opinions given on it."""
-    comments = db.session.execute(select(HistoryEntry.details).where(HistoryEntry.mail_id == mail_id)).scalars()
-    notes = [str(details["comment"]) for details in comments if isinstance(details, dict) and details.get("comment")]
-    answers = db.session.execute(
-        select(DistributionEntry.answer).where(DistributionEntry.mail_id == mail_id, DistributionEntry.answer.is_not(None))
-    ).scalars()
-    return notes + [answer for answer in answers if answer]

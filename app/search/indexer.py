@@ -30,7 +30,7 @@ from app.core.types import utcnow
 from app.extensions import db
 from app.mail.models import Mail, MailCorrespondent
 from app.search.backends import BackendUnavailable, SearchBackend, configured_backend
-from app.search.documents import MailDocument, build_document
+from app.search.documents import MailDocument, build_documents
 from app.search.models import ExtractedText, OutboxEvent
 from app.search.text_extraction import extract_text, ocr_available, ocr_text
 
@@ -120,7 +120,7 @@ def _load_mails(mail_ids: list[int]) -> list[Mail]:
 def _documents(mail_ids: list[int]) -> tuple[list[MailDocument], list[int], list[ExtractedText], list[OutboxEvent]]:
     mails = _load_mails(mail_ids)
     texts, extracted, ocr_events = _attachment_texts(mails)
-    documents = [build_document(mail, texts.get(mail.id, "")) for mail in mails]
+    documents = build_documents(mails, texts)
     found = {mail.id for mail in mails}
     return documents, [mail_id for mail_id in mail_ids if mail_id not in found], extracted, ocr_events
 

@@ -10,6 +10,7 @@ from flask import Flask, Response, flash, redirect, request, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.configuration.operations import current_configuration
@@ -23,8 +24,8 @@ from app.search.operations import delete_saved_search, save_search, saved_search
 
 log = logging.getLogger(__name__)
 
-SORT_LABELS = {"relevance": "Relevance", "date_desc": "Newest first", "date_asc": "Oldest first"}
-DUE_LABELS = {"overdue": "Overdue", "week": "Due within 7 days", "later": "Due later", "none": "No due date"}
+SORT_LABELS = {"relevance": _l("Relevance"), "date_desc": _l("Newest first"), "date_asc": _l("Oldest first")}
+DUE_LABELS = {"overdue": _l("Overdue"), "week": _l("Due within 7 days"), "later": _l("Due later"), "none": _l("No due date")}
 
 
 def _facet_labels(locale: str) -> dict[str, dict[str, str]]:
@@ -60,8 +61,8 @@ class SearchView(BaseView):
             locale=locale,
             facet_labels=_facet_labels(locale),
             department_codes=department_codes,
-            sort_labels={key: _(label) for key, label in SORT_LABELS.items()},
-            due_labels={key: _(DUE_LABELS[key]) for key in DUE_BANDS},
+            sort_labels={key: str(label) for key, label in SORT_LABELS.items()},
+            due_labels={key: str(DUE_LABELS[key]) for key in DUE_BANDS},
             saved=saved_searches(user),
             query_string=urlencode(search_request.to_args(page=None), doseq=True),
         )

@@ -17,8 +17,8 @@ from app.core.types import utcnow
 from app.extensions import db
 from app.mail.models import HistoryEntry
 from app.notifications.models import EmailMessage, Notification
-from app.reminders.models import Reminder
 from app.reminders import operations as reminder_operations
+from app.reminders.models import Reminder
 from app.reminders.operations import ReminderSweepFailed, send_due_reminders
 from app.scheduler import lease
 from app.scheduler.models import ScheduledJob

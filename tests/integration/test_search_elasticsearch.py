@@ -1,7 +1,7 @@
 """The Elasticsearch client path: the requests it sends, checked on a loopback HTTP server.
 
 No Elasticsearch server can be installed here, so a small server on
-127.0.0.1 records each request and answers as Elasticsearch 9 does (with the
+127.0.0.1 records each request and replies as Elasticsearch 9 does (with the
 X-Elastic-Product header the client requires). The bodies must be the ones
 the shared query builder makes for OpenSearch.
 """
@@ -129,7 +129,7 @@ def test_bulk_sends_engine_documents(app_context, recorder):
 def test_first_write_creates_index_and_alias(app_context, recorder):
     url, requests = recorder
     backend = cluster_backend("elasticsearch", url, "estafette-mail")
-    # The recorder answers 200 to HEAD /_alias, so pretend the alias is missing.
+    # The recorder replies 200 to HEAD /_alias, so pretend the alias is missing.
     backend.adapter.alias_targets = lambda alias: []
     backend.adapter.index_exists = lambda name: False
     backend.ensure_index()

@@ -60,8 +60,13 @@ class EmbeddedBackend:
         """Upsert and delete index rows; the caller's write transaction commits them."""
         if deleted_ids:
             db.session.execute(delete(SearchDocument).where(SearchDocument.mail_id.in_(deleted_ids)))
+        ids = [document.mail_id for document in documents]
+        existing = {
+            row.mail_id: row
+            for row in db.session.execute(select(SearchDocument).where(SearchDocument.mail_id.in_(ids))).scalars()
+        } if ids else {}
         for document in documents:
-            row = db.session.get(SearchDocument, document.mail_id)
+            row = existing.get(document.mail_id)
             if row is None:
                 row = SearchDocument(mail_id=document.mail_id)
                 db.session.add(row)
