@@ -3,9 +3,11 @@
 Example:
     PYTHONPATH=. python -m bench.baskets --mails 100000
     PYTHONPATH=. python -m bench.baskets --mails 100000 --reuse-database
+    PYTHONPATH=. python -m bench.baskets --mails 100000 --database postgresql
 
-Steps: a fresh SQLite database ``var/bench/baskets-<mails>.sqlite3`` built
-like the test database (``bench.database.build_schema``), the bulk load of
+Steps: a fresh SQLite database ``var/bench/baskets-<mails>.sqlite3`` (or,
+with ``--database postgresql``, the database ``estafette_bench_baskets`` of
+the private cluster of ``scripts/ensure-postgres.sh``) built like the test database (``bench.database.build_schema``), the bulk load of
 ``bench.generate.load_mails``, then distribution lists added in bulk (copies
 on about 4 % of the mail and opinion requests on about 2 %, half of them
 answered) and ``closed_at`` on closed mail.  Then, for each declared basket
@@ -14,7 +16,8 @@ and each user (a plain agent, a head of department, the administrator):
 - the first page as ``basket_page`` builds it (page query, count and unread
   marks) and the count alone (``count_basket``), each call in a fresh session;
 - the same page query and count compiled to SQL text with literal values
-  and run on the raw driver connection.
+  and run on the raw driver connection, each alone and both in a row (what
+  ``basket_page`` sends for the page and its count).
 
 It prints p50 and p95 in milliseconds, the ratio of the application call to
 the raw SQL, and the ratio of the plain agent to the administrator, and
@@ -29,6 +32,7 @@ import json
 import logging
 import math
 import random
+import subprocess
 import time
 from collections.abc import Callable
 from functools import partial
@@ -37,7 +41,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.database import BENCH_VAR_DIR, REPO, build_schema, configure_bench_logging, create_bench_app
+from bench.database import (
+    BENCH_VAR_DIR,
+    ENSURE_POSTGRES,
+    REPO,
+    build_schema,
+    configure_bench_logging,
+    create_bench_app,
+    reset_postgresql,
+)
 
 log = logging.getLogger("bench")
 
@@ -45,6 +57,7 @@ USERS = ("sejour", "chef.sejour", "admin")
 PAGE_SIZE = 50
 COPY_SHARE = 0.04
 OPINION_SHARE = 0.02
+POSTGRES_DATABASE = "estafette_bench_baskets"
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -124,22 +137,61 @@ def _raw_timer(connection: Any, sql: str) -> Callable[[], Any]:
     return run
 
 
-def measure(repeat: int) -> dict[str, Any]:
+def _raw_pair_timer(connection: Any, first_sql: str, second_sql: str) -> Callable[[], Any]:
+    first, second = _raw_timer(connection, first_sql), _raw_timer(connection, second_sql)
+
+    def run() -> Any:
+        return first(), second()
+
+    return run
+
+
+def postgresql_url() -> str:
+    """Start the private PostgreSQL cluster if needed and return the URL of the basket benchmark database."""
+    result = subprocess.run([str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE],
+                            cwd=REPO, capture_output=True, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
+        raise RuntimeError(f"{ENSURE_POSTGRES.name} failed ({result.returncode}): {result.stderr.strip()}")
+    return lines[-1]
+
+
+def analyse_postgresql(url: str) -> None:
+    """Run VACUUM ANALYZE after the bulk load, as autovacuum would in a steady database.
+
+    VACUUM sets the visibility map, without which PostgreSQL reads the table
+    rows even when an index covers the query.
+    """
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("VACUUM ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+def measure(repeat: int, usernames: tuple[str, ...] = USERS, basket_ids: set[str] | None = None) -> dict[str, Any]:
     from flask_appbuilder.security.sqla.models import User
 
     from app.configuration.operations import current_configuration
     from app.extensions import db
-    from app.mail.baskets import _ordered, basket_condition, basket_page, count_basket, may_open_basket
-    from app.mail.models import Mail
+    from app.mail.baskets import (
+        basket_condition,
+        basket_count_statement,
+        basket_page,
+        basket_page_statement,
+        count_basket,
+        may_open_basket,
+    )
     from app.organisation.context import build_user_context
 
     configuration = current_configuration()
     results: dict[str, Any] = {}
-    for username in USERS:
+    for username in usernames:
         user = build_user_context(db.session.execute(sa.select(User).where(User.username == username)).scalar_one())
         results[username] = {}
         for basket in sorted(configuration.baskets.values(), key=lambda item: item.order):
-            if not may_open_basket(basket, user):
+            if not may_open_basket(basket, user) or (basket_ids and basket.id not in basket_ids):
                 continue
             page = time_calls(partial(basket_page, user, configuration, basket.id, 1, PAGE_SIZE), repeat,
                               db.session.remove)
@@ -152,14 +204,15 @@ def measure(repeat: int) -> dict[str, Any]:
 
             condition = basket_condition(basket, user)
             dialect = db.engine.dialect
-            page_sql = str(_ordered(sa.select(Mail).where(condition), basket).limit(PAGE_SIZE).compile(
+            page_sql = str(basket_page_statement(basket, condition, 1, PAGE_SIZE).compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))
-            count_sql = str(sa.select(sa.func.count()).select_from(Mail).where(condition).compile(
+            count_sql = str(basket_count_statement(condition).compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))
             raw_connection = db.engine.raw_connection()
             try:
                 raw_page = time_calls(_raw_timer(raw_connection, page_sql), repeat, lambda: None)
                 raw_count = time_calls(_raw_timer(raw_connection, count_sql), repeat, lambda: None)
+                raw_both = time_calls(_raw_pair_timer(raw_connection, page_sql, count_sql), repeat, lambda: None)
                 total = _raw_timer(raw_connection, count_sql)()[0][0]
             finally:
                 raw_connection.close()
@@ -169,6 +222,7 @@ def measure(repeat: int) -> dict[str, Any]:
                 "first_page": summarise(page), "count": summarise(count),
                 "first_page_with_read_all": summarise(page_unrestricted),
                 "raw_page": summarise(raw_page), "raw_count": summarise(raw_count),
+                "raw_page_and_count": summarise(raw_both),
             }
             log.info("%s %s: %s mails, page p95 %s ms, count p95 %s ms", username, basket.id, total,
                      results[username][basket.id]["first_page"]["p95_ms"], results[username][basket.id]["count"]["p95_ms"])
@@ -176,16 +230,19 @@ def measure(repeat: int) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> str:
-    """Return the table: p95 in ms, and the page p95 divided by the same page with read_all (visibility cost)."""
-    lines = ["user         basket            total   page p95  raw p95  count p95  raw p95  page/read_all"]
+    """Return the table: p95 in ms, the page p95 divided by the raw page and count, and by the same page with read_all."""
+    lines = ["user         basket            total   page p95  raw p95  count p95  raw p95  raw p+c p95  "
+             "page/raw p+c  page/read_all"]
     for username, baskets in results.items():
         for basket_id, figures in baskets.items():
             reference = figures["first_page_with_read_all"]["p95_ms"]
             ratio = f"{figures['first_page']['p95_ms'] / reference:.2f}" if reference else ""
+            raw_both = figures["raw_page_and_count"]["p95_ms"]
+            raw_ratio = f"{figures['first_page']['p95_ms'] / raw_both:.2f}" if raw_both else ""
             lines.append(
                 f"{username:<12} {basket_id:<16} {figures['total']:>7} {figures['first_page']['p95_ms']:>9} "
                 f"{figures['raw_page']['p95_ms']:>8} {figures['count']['p95_ms']:>10} {figures['raw_count']['p95_ms']:>8} "
-                f"{ratio:>8}"
+                f"{raw_both:>11} {raw_ratio:>13} {ratio:>14}"
             )
     return "\n".join(lines)
 
@@ -196,16 +253,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=30, help="Timed calls per measurement (default: 30).")
     parser.add_argument("--seed", type=int, default=2026, help="Random seed of the generated data (default: 2026).")
     parser.add_argument("--reuse-database", action="store_true", help="Measure the database of an earlier run.")
-    parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/baskets-<mails>.json).")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help=f"sqlite (default) or postgresql (database {POSTGRES_DATABASE} of scripts/ensure-postgres.sh).")
+    parser.add_argument("--users", default=",".join(USERS), help=f"Comma-separated user names (default: {','.join(USERS)}).")
+    parser.add_argument("--baskets", default="", help="Comma-separated basket ids to measure (default: all).")
+    parser.add_argument("--output", type=Path,
+                        help="JSON file (default: bench/results/baskets-<mails>[-postgresql].json).")
     arguments = parser.parse_args(argv)
     configure_bench_logging()
 
-    path = BENCH_VAR_DIR / f"baskets-{arguments.mails}.sqlite3"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not arguments.reuse_database:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    app = create_bench_app(f"sqlite:///{path}")
+    if arguments.database == "postgresql":
+        url = postgresql_url()
+        if not arguments.reuse_database:
+            reset_postgresql(url)
+    else:
+        path = BENCH_VAR_DIR / f"baskets-{arguments.mails}.sqlite3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not arguments.reuse_database:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    app = create_bench_app(url)
     with app.app_context():
         loaded: dict[str, Any] = {}
         if not arguments.reuse_database:
@@ -217,13 +285,18 @@ def main(argv: list[str] | None = None) -> int:
             load_mails(arguments.mails, arguments.seed)
             db.session.remove()
             loaded = add_distribution_lists(arguments.seed)
+            if arguments.database == "postgresql":
+                analyse_postgresql(url)
             loaded["seconds"] = round(time.perf_counter() - started, 1)
             log.info("loaded %s mails and %s in %s s", arguments.mails, loaded, loaded["seconds"])
-        results = measure(arguments.repeat)
+        usernames = tuple(name for name in arguments.users.split(",") if name)
+        basket_ids = {name for name in arguments.baskets.split(",") if name} or None
+        results = measure(arguments.repeat, usernames, basket_ids)
     print(report(results))
-    output = arguments.output or REPO / "bench" / "results" / f"baskets-{arguments.mails}.json"
+    suffix = "-postgresql" if arguments.database == "postgresql" else ""
+    output = arguments.output or REPO / "bench" / "results" / f"baskets-{arguments.mails}{suffix}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"mails": arguments.mails, "loaded": loaded, "results": results,
+    output.write_text(json.dumps({"mails": arguments.mails, "database": arguments.database, "loaded": loaded, "results": results,
                                   "page_size": PAGE_SIZE, "repeat": arguments.repeat,
                                   "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2), encoding="utf-8")
     log.info("results written to %s", output)

@@ -31,9 +31,16 @@ class Mail(Model):
     __tablename__ = "mail"
     __table_args__ = (
         UniqueConstraint("category", "chrono_year", "chrono_number", name="uq_mail_chrono_sequence"),
-        Index("ix_mail_basket", "handling_department_id", "status", "due_date", "id"),
-        # Lets a department basket count skip the table row for mail that is not confidential.
-        Index("ix_mail_basket_visibility", "handling_department_id", "status", "confidential", "due_date"),
+        # Department baskets: scope, statuses, sort, then every column the visibility rule tests, so that
+        # counts and the sorted ids of a page are read from the index alone (migration 0006).
+        Index(
+            "ix_mail_basket", "handling_department_id", "status", "due_date", "id",
+            "confidential", "created_by_id", "assignee_id", "initiating_department_id",
+        ),
+        Index(
+            "ix_mail_basket_closed", "handling_department_id", "status", "closed_at", "id",
+            "confidential", "created_by_id", "assignee_id", "initiating_department_id",
+        ),
         Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
         Index("ix_mail_created_by", "created_by_id", "arrival_date"),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -50,7 +51,9 @@ class Check:
     passed: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"condition": self.condition, "expected": self.expected, "value": self.value, "passed": self.passed}
+        return {
+            "condition": self.condition, "expected": self.expected, "value": _plain(self.value), "passed": self.passed,
+        }
 
 
 @dataclass
@@ -143,8 +146,12 @@ def _check_field(condition: FieldConditionSpec, fields: dict[str, Any]) -> Check
 
 
 def _plain(value: Any) -> Any:
-    """Return ``value`` in a form JSON stores unchanged (decimals as text)."""
-    return str(value) if isinstance(value, Decimal) else value
+    """Return ``value`` in a form JSON stores unchanged (decimals as text, dates in ISO form)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
 
 
 def _contains_phrase(text: str | None, phrases: list[str]) -> tuple[bool, list[str]]:
