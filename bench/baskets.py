@@ -21,7 +21,7 @@ and each user (a plain agent, a head of department, the administrator):
 
 It prints p50 and p95 in milliseconds, the ratio of the application call to
 the raw SQL, and the ratio of the plain agent to the administrator, and
-writes them as JSON.  Measured figures go to BENCHMARKS.md.
+writes them as JSON.  Measured figures go to bench/BASKETS.md.
 """
 
 from __future__ import annotations
@@ -176,10 +176,9 @@ def measure(repeat: int, usernames: tuple[str, ...] = USERS, basket_ids: set[str
     from app.configuration.operations import current_configuration
     from app.extensions import db
     from app.mail.baskets import (
-        basket_condition,
-        basket_count_statement,
         basket_page,
         basket_page_statement,
+        basket_query,
         count_basket,
         may_open_basket,
     )
@@ -202,11 +201,11 @@ def measure(repeat: int, usernames: tuple[str, ...] = USERS, basket_ids: set[str
                 partial(basket_page, unrestricted, configuration, basket.id, 1, PAGE_SIZE), repeat, db.session.remove
             )
 
-            condition = basket_condition(basket, user)
+            query = basket_query(basket, user)
             dialect = db.engine.dialect
-            page_sql = str(basket_page_statement(basket, condition, 1, PAGE_SIZE).compile(
+            page_sql = str(basket_page_statement(basket, query.condition(), 1, PAGE_SIZE).compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))
-            count_sql = str(basket_count_statement(condition).compile(
+            count_sql = str(query.count_statement().compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))
             raw_connection = db.engine.raw_connection()
             try:

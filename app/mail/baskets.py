@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from flask import g, has_request_context
 from sqlalchemy import Select, and_, false, func, or_, select, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, True_
 
 from app.configuration.loader import Configuration
 from app.configuration.specs import BasketSpec
@@ -111,8 +111,60 @@ def _due_clause(basket: BasketSpec, today: date) -> ColumnElement[bool]:
     return and_(Mail.due_date >= today, Mail.due_date <= limit)
 
 
+@dataclass(frozen=True)
+class BasketQuery:
+    """A basket's filters for one user and the visibility rule, kept apart so that the count can be split.
+
+    ``within_scope`` is true when the basket stays inside the user's
+    departments: there every mail that is not confidential is visible by the
+    rule itself.
+    """
+
+    filters: tuple[ColumnElement[bool], ...]
+    rule: ColumnElement[bool]
+    within_scope: bool
+    # Whether ix_mail_basket_visibility serves the filters; it does not hold closed_at.
+    split_count: bool
+
+    def condition(self) -> ColumnElement[bool]:
+        """Return the filters and the rule, testing ``confidential`` first inside the user's departments.
+
+        Testing it first spares the database the other branches for most mail.
+        ix_mail_basket and ix_mail_basket_closed cover all the columns the rule
+        tests, so no branch needs the table row.
+        """
+        if self.within_scope:
+            return and_(*self.filters, or_(Mail.confidential.is_(false()), self.rule))
+        return and_(*self.filters, self.rule)
+
+    def count_statement(self) -> Select:
+        """Return the count query, split in two inside the user's departments.
+
+        There the mail that is not confidential is all visible, so
+        ix_mail_basket_visibility counts it by a range of the index alone, and
+        the rule is tested on confidential mail only.
+        """
+        if not (self.within_scope and self.split_count) or isinstance(self.rule, True_):
+            return select(func.count()).select_from(Mail).where(self.condition())
+        plain = select(func.count()).select_from(Mail).where(*self.filters, Mail.confidential.is_(false()))
+        confidential = select(func.count()).select_from(Mail).where(
+            *self.filters, Mail.confidential.is_(true()), self.rule
+        )
+        return select(plain.scalar_subquery() + confidential.scalar_subquery())
+
+    def capped_count_statement(self, cap: int) -> Select:
+        """Return a count that stops at ``cap``: the database reads at most ``cap`` matching entries."""
+        matching = select(Mail.id).where(self.condition()).limit(cap).subquery()
+        return select(func.count()).select_from(matching)
+
+
 def basket_condition(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
     """Return the basket's filter, always combined with the visibility rule."""
+    return basket_query(basket, user).condition()
+
+
+def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
+    """Return the basket's filters for ``user`` and the visibility rule."""
     conditions = [_scope_clause(basket, user), Mail.status.in_(basket.statuses)]
     if basket.assignee == "me":
         conditions.append(Mail.assignee_id == user.user_id)
@@ -124,22 +176,22 @@ def basket_condition(basket: BasketSpec, user: UserContext) -> ColumnElement[boo
         conditions.append(_due_clause(basket, _today()))
     if basket.closed_within_days is not None:
         conditions.append(Mail.closed_at >= utcnow() - timedelta(days=basket.closed_within_days))
-    conditions.append(_visibility_within_scope(basket, user))
-    return and_(*conditions)
+    # Inside the user's departments, only confidential mail reaches the distribution-list test of the rule.
+    within_scope = _scope_is_within_user_departments(basket, user)
+    rule = true() if _filters_imply_visibility(basket) else visible_mail_clause(user, per_mail=within_scope)
+    return BasketQuery(tuple(conditions), rule, within_scope, split_count=basket.closed_within_days is None)
 
 
-def _visibility_within_scope(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
-    """Return the visibility rule, shortened when the basket stays inside the user's departments.
+def _filters_imply_visibility(basket: BasketSpec) -> bool:
+    """Return whether every mail the basket's filters select for a user passes that user's own branch of the rule.
 
-    There every mail that is not confidential is visible by the rule itself, so
-    testing ``confidential`` first spares the database the other branches for
-    most mail (ix_mail_basket and ix_mail_basket_closed cover all the columns
-    the rule tests, so no branch needs the table row).
+    Mail the user registered or is assigned, and mail whose distribution list
+    has an entry for the user or their departments, is visible by the rule
+    itself, so testing the rule again only slows the query down.
     """
-    rule = visible_mail_clause(user)
-    if _scope_is_within_user_departments(basket, user):
-        return or_(Mail.confidential.is_(false()), rule)
-    return rule
+    return basket.scope in ("registered_by_me", "assigned_to_me") or basket.distribution_role in (
+        "copy", "opinion_to_give",
+    )
 
 
 def _scope_is_within_user_departments(basket: BasketSpec, user: UserContext) -> bool:
@@ -198,10 +250,10 @@ def basket_page(
     user: UserContext, configuration: Configuration, basket_id: str, page: int, page_size: int
 ) -> BasketPage:
     basket = get_basket(configuration, basket_id, user)
-    condition = basket_condition(basket, user)
-    total = _count(condition)
+    query = basket_query(basket, user)
+    total = int(db.session.execute(query.count_statement()).scalar_one())
     page = max(1, page)
-    items = list(db.session.execute(basket_page_statement(basket, condition, page, page_size)).scalars())
+    items = list(db.session.execute(basket_page_statement(basket, query.condition(), page, page_size)).scalars())
     unread = unread_mail_ids(user, [mail.id for mail in items]) if basket.unread_marks else set()
     return BasketPage(basket, items, total, page, page_size, unread)
 
@@ -218,25 +270,29 @@ def basket_page_statement(basket: BasketSpec, condition: ColumnElement[bool], pa
     return _ordered(select(Mail).where(Mail.id.in_(ids)), basket)
 
 
-def basket_count_statement(condition: ColumnElement[bool]) -> Select:
-    return select(func.count()).select_from(Mail).where(condition)
-
-
-def _count(condition: ColumnElement[bool]) -> int:
-    return int(db.session.execute(basket_count_statement(condition)).scalar_one())
-
-
 def count_basket(user: UserContext, basket: BasketSpec) -> int:
-    return _count(basket_condition(basket, user))
+    return int(db.session.execute(basket_query(basket, user).count_statement()).scalar_one())
+
+
+# Menu counts stop here and show "999+": every page shows them, and an exact
+# count of a basket of 100,000 mails would cost more than the page itself.
+MENU_COUNT_CAP = 1000
 
 
 def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
-    """Return every basket the user may open with its count, in menu order, once per request."""
+    """Return every basket the user may open with its count capped at MENU_COUNT_CAP, in menu order.
+
+    The counts are computed once per request.
+    """
     cached = getattr(g, "estafette_basket_counts", None) if has_request_context() else None
     if cached is not None:
         return cached
     baskets = sorted(configuration.baskets.values(), key=lambda item: (item.order, item.id))
-    counts = [(basket, count_basket(user, basket)) for basket in baskets if may_open_basket(basket, user)]
+    counts = [
+        (basket, int(db.session.execute(basket_query(basket, user).capped_count_statement(MENU_COUNT_CAP)).scalar_one()))
+        for basket in baskets
+        if may_open_basket(basket, user)
+    ]
     if has_request_context():
         g.estafette_basket_counts = counts
     return counts

@@ -41,6 +41,11 @@ class Mail(Model):
             "ix_mail_basket_closed", "handling_department_id", "status", "closed_at", "id",
             "confidential", "created_by_id", "assignee_id", "initiating_department_id",
         ),
+        # Department basket counts: mail that is not confidential is counted by an index range alone.
+        Index(
+            "ix_mail_basket_visibility", "handling_department_id", "status", "confidential", "due_date",
+            "created_by_id", "assignee_id", "initiating_department_id",
+        ),
         Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
         Index("ix_mail_created_by", "created_by_id", "arrival_date"),
     )

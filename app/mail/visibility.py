@@ -24,28 +24,37 @@ from app.mail.models import Mail
 from app.organisation.context import UserContext
 
 
-def _listed_clause(user: UserContext) -> ColumnElement[bool]:
+def _listed_clause(user: UserContext, per_mail: bool) -> ColumnElement[bool]:
     targets = DistributionEntry.user_id == user.user_id
     if user.scope_department_ids:
         targets = or_(targets, DistributionEntry.department_id.in_(sorted(user.scope_department_ids)))
+    if per_mail:
+        return select(DistributionEntry.id).where(DistributionEntry.mail_id == Mail.id, targets).exists()
     return Mail.id.in_(select(DistributionEntry.mail_id).where(targets))
 
 
-def _own_clause(user: UserContext) -> ColumnElement[bool]:
+def _own_clause(user: UserContext, per_mail: bool) -> ColumnElement[bool]:
     """Return what ``user`` sees by their own rights, without read_all and without delegation."""
     personal = or_(Mail.created_by_id == user.user_id, Mail.assignee_id == user.user_id)
     if not user.scope_department_ids:
-        return or_(personal, _listed_clause(user))
+        return or_(personal, _listed_clause(user, per_mail))
     scope = sorted(user.scope_department_ids)
     by_department = and_(
         Mail.confidential.is_(false()),
         or_(Mail.handling_department_id.in_(scope), Mail.initiating_department_id.in_(scope)),
     )
-    return or_(personal, by_department, _listed_clause(user))
+    return or_(personal, by_department, _listed_clause(user, per_mail))
 
 
-def visible_mail_clause(user: UserContext) -> ColumnElement[bool]:
-    """Return a SQL condition on Mail that is true for the mail ``user`` may see."""
+def visible_mail_clause(user: UserContext, *, per_mail: bool = False) -> ColumnElement[bool]:
+    """Return a SQL condition on Mail that is true for the mail ``user`` may see.
+
+    By default the distribution list is tested as ``mail.id IN (the user's
+    entries)``, which the database reads once per query. ``per_mail`` tests
+    ``EXISTS`` on the mail's own entries instead. That is cheaper when the
+    caller's query reaches this test for a few mails only, such as the
+    confidential mail of a department basket. Both forms select the same mail.
+    """
     from app.absences.operations import delegator_contexts
 
     if user.can("read_all"):
@@ -53,7 +62,7 @@ def visible_mail_clause(user: UserContext) -> ColumnElement[bool]:
     delegators = delegator_contexts(user)
     if any(context.can("read_all") for context in delegators):
         return true()
-    return or_(_own_clause(user), *(_own_clause(context) for context in delegators))
+    return or_(_own_clause(user, per_mail), *(_own_clause(context, per_mail) for context in delegators))
 
 
 def _is_listed(user: UserContext, mail: Mail) -> bool:

@@ -94,6 +94,13 @@ def _file_size(size: int) -> str:
     return _("%(size)s MB", size=format_decimal(round(size / (1024 * 1024), 1), "#,##0.0"))
 
 
+def _basket_count(count: int) -> str:
+    """Format a menu count, "999+" when it reached the cap of basket_counts()."""
+    from app.mail.baskets import MENU_COUNT_CAP
+
+    return f"{MENU_COUNT_CAP - 1}+" if count >= MENU_COUNT_CAP else str(count)
+
+
 def _local_datetime(value: datetime | None) -> str:
     """Format a UTC timestamp in Europe/Paris time."""
     if value is None:
@@ -133,3 +140,4 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["legal_date"] = _legal_date
     app.jinja_env.filters["local_datetime"] = _local_datetime
     app.jinja_env.filters["file_size"] = _file_size
+    app.jinja_env.filters["basket_count"] = _basket_count

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from app.attachments.models import Attachment
 from app.correspondents.operations import CorrespondentInput
 from app.demo.cli import load_demo_mail
 from app.extensions import db
-from app.attachments.models import Attachment
 from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import Registration, register_mail
 from tests.conftest import user_context

@@ -108,3 +108,15 @@ def test_unknown_basket_is_not_found(client_as):
 
 def test_agent_cannot_open_incoming_form(client_as):
     assert client_as("sejour").get("/mail/register/residence_permit_request").status_code == 403
+
+
+def test_menu_count_stops_at_cap(app, monkeypatch, client_as):
+    import app.mail.baskets as baskets
+
+    with app.app_context():
+        for _ in range(3):
+            _register("DMI-SSE-BPT")
+    monkeypatch.setattr(baskets, "MENU_COUNT_CAP", 2)
+    html = client_as("sejour").get("/").get_data(as_text=True)
+    segment = html.split('data-basket="to_process">', 1)[1].split("</a>", 1)[0]
+    assert '<span class="badge">1+</span>' in segment
