@@ -101,7 +101,8 @@ def create_bench_app(url: str) -> Flask:
     """Create the application on ``url`` with the development settings.
 
     The log level is WARNING so that the registration benchmark does not print
-    one INFO line per mail.
+    one INFO line per mail. The in-process scheduler is off, so that no
+    background pass runs during the timings or takes SQLite's write lock.
     """
     from app import create_app
 
@@ -109,6 +110,7 @@ def create_bench_app(url: str) -> Flask:
         "SQLALCHEMY_DATABASE_URI": url,
         "STORAGE_ROOT": str(BENCH_VAR_DIR / "storage"),
         "LOG_LEVEL": "WARNING",
+        "SCHEDULER_MODE": "off",
     }
     return create_app("development", overrides)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import event, inspect, select
 
 from bench.database import configure_bench_logging, create_bench_app
@@ -252,7 +252,7 @@ def measure_basket_functions(username: str, repeat: int) -> dict[str, Any]:
 
     user = _user_context(username)
     configuration = current_configuration()
-    page_size = 25
+    page_size = current_app.config["BASKET_PAGE_SIZE"]
     db.session.remove()
     page = _time_calls(
         lambda: basket_page(user, configuration, BASKET_ID, 1, page_size), repeat, db.session.remove
@@ -263,16 +263,18 @@ def measure_basket_functions(username: str, repeat: int) -> dict[str, Any]:
 
 # The "À traiter" basket (scope my_departments_tree, sorted by due date) with
 # the visibility rule of app/mail/visibility.py for a user without delegations,
-# written by hand. {scope} and {statuses} become lists of placeholders, {p}
-# one placeholder. measure_raw_basket checks that its count equals
-# count_basket(), so a change of the rule that this copy misses stops the run.
+# written by hand. Inside the basket's scope every mail that is not
+# confidential is visible, so the rule reduces to RAW_VISIBILITY. {scope} and
+# {statuses} become lists of placeholders, {p} one placeholder, {limit} the
+# page size. measure_raw_basket checks that its count equals count_basket(),
+# so a change of the rule that this copy misses stops the run.
 RAW_SELECT = """
 SELECT mail.* FROM mail
 WHERE mail.handling_department_id IN ({scope})
   AND mail.status IN ({statuses})
   {visibility}
 ORDER BY mail.due_date ASC NULLS LAST, mail.id ASC
-LIMIT 25 OFFSET 0
+LIMIT {limit} OFFSET 0
 """
 RAW_COUNT = """
 SELECT count(*) FROM mail
@@ -280,13 +282,12 @@ WHERE mail.handling_department_id IN ({scope})
   AND mail.status IN ({statuses})
   {visibility}
 """
-RAW_VISIBILITY = """AND (mail.created_by_id = {p} OR mail.assignee_id = {p}
-       OR (mail.confidential = FALSE
-           AND (mail.handling_department_id IN ({scope}) OR mail.initiating_department_id IN ({scope})))
+RAW_VISIBILITY = """AND (mail.confidential = FALSE OR mail.created_by_id = {p} OR mail.assignee_id = {p}
        {listed})"""
-# Mail whose distribution list names the user or a department in their scope.
-RAW_LISTED = """OR mail.id IN (SELECT distribution_entry.mail_id FROM distribution_entry
-                      WHERE distribution_entry.user_id = {p} OR distribution_entry.department_id IN ({scope}))"""
+# Confidential mail whose distribution list names the user or a department in their scope.
+RAW_LISTED = """OR EXISTS (SELECT 1 FROM distribution_entry
+                  WHERE distribution_entry.mail_id = mail.id
+                    AND (distribution_entry.user_id = {p} OR distribution_entry.department_id IN ({scope})))"""
 
 
 @dataclass
@@ -296,7 +297,9 @@ class RawBasketQuery:
     parameters: list[Any]
 
 
-def raw_basket_query(user: Any, statuses: list[str], placeholder: str, with_distribution: bool) -> RawBasketQuery:
+def raw_basket_query(
+    user: Any, statuses: list[str], placeholder: str, with_distribution: bool, page_size: int
+) -> RawBasketQuery:
     """Fill the hand-written basket SQL for ``user`` with the driver's ``placeholder`` (? or %s).
 
     ``with_distribution`` adds the distribution-list part of the visibility
@@ -311,11 +314,13 @@ def raw_basket_query(user: Any, statuses: list[str], placeholder: str, with_dist
     visibility = ""
     if not user.can("read_all"):
         listed = RAW_LISTED.format(p=placeholder, scope=scope_marks) if with_distribution else ""
-        visibility = RAW_VISIBILITY.format(p=placeholder, scope=scope_marks, listed=listed)
-        parameters += [user.user_id, user.user_id, *scope, *scope]
+        visibility = RAW_VISIBILITY.format(p=placeholder, listed=listed)
+        parameters += [user.user_id, user.user_id]
         if with_distribution:
             parameters += [user.user_id, *scope]
-    select_sql = RAW_SELECT.format(scope=scope_marks, statuses=status_marks, visibility=visibility)
+    select_sql = RAW_SELECT.format(
+        scope=scope_marks, statuses=status_marks, visibility=visibility, limit=int(page_size)
+    )
     count_sql = RAW_COUNT.format(scope=scope_marks, statuses=status_marks, visibility=visibility)
     return RawBasketQuery(select_sql, count_sql, parameters)
 
@@ -334,7 +339,8 @@ def measure_raw_basket(username: str, repeat: int) -> dict[str, Any]:
     basket = current_configuration().baskets[BASKET_ID]
     dialect = db.engine.dialect.name
     with_distribution = inspect(db.engine).has_table("distribution_entry")
-    query = raw_basket_query(user, list(basket.statuses), _placeholder(dialect), with_distribution)
+    page_size = current_app.config["BASKET_PAGE_SIZE"]
+    query = raw_basket_query(user, list(basket.statuses), _placeholder(dialect), with_distribution, page_size)
     expected_total = count_basket(user, basket)
     db.session.remove()
 

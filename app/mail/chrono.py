@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, text, update
 
 from app.extensions import db
 from app.mail.models import ChronoCounter
+
+# Same SQL on PostgreSQL and SQLite (3.35 or later). Written as text because
+# SQLAlchemy 2.0 does not cache the dialects' insert().on_conflict_do_update()
+# statements and would compile one at every registration.
+_UPSERT_COUNTER = text(
+    "INSERT INTO chrono_counter (category, year, last_number) VALUES (:category, :year, 1) "
+    "ON CONFLICT (category, year) DO UPDATE SET last_number = chrono_counter.last_number + 1 "
+    "RETURNING last_number"
+)
 
 
 def next_number(category: str, year: int) -> int:
@@ -20,17 +27,7 @@ def next_number(category: str, year: int) -> int:
     """
     dialect = db.engine.dialect.name
     if dialect in ("postgresql", "sqlite"):
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(ChronoCounter)
-            .values(category=category, year=year, last_number=1)
-            .on_conflict_do_update(
-                index_elements=[ChronoCounter.category, ChronoCounter.year],
-                set_={"last_number": ChronoCounter.last_number + 1},
-            )
-            .returning(ChronoCounter.last_number)
-        )
-        return int(db.session.execute(statement).scalar_one())
+        return int(db.session.execute(_UPSERT_COUNTER, {"category": category, "year": year}).scalar_one())
 
     # Other databases: lock the row explicitly, then increment it.
     current = db.session.execute(

@@ -246,8 +246,10 @@ def _insert_mail(
     db.session.flush()
 
     routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today) if plan else None
-    mail.history.append(
+    # Added by mail_id: appending to mail.history would first load that collection.
+    db.session.add(
         HistoryEntry(
+            mail_id=mail.id,
             actor_id=actor.user_id,
             event="registered",
             schema_version=configuration.version,
@@ -262,6 +264,6 @@ def _insert_mail(
         )
     )
     db.session.add(OutboxEvent(entity="mail", entity_id=mail.id, operation="upsert"))
-    schedule_reminders(mail, spec, configuration, utcnow())
+    schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True)
     notify("mail_assigned", mail, [mail.assignee_id], actor=actor)
     return mail

@@ -99,7 +99,9 @@ def today_in_paris(now: datetime) -> date:
     return now.astimezone(PARIS).date()
 
 
-def schedule_reminders(mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime) -> list[Reminder]:
+def schedule_reminders(
+    mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime, new_mail: bool = False
+) -> list[Reminder]:
     """Replace the mail's pending reminders by those of its current due date, in the caller's transaction.
 
     Reminders already sent are kept. A step placed before today is skipped
@@ -107,7 +109,9 @@ def schedule_reminders(mail: Mail, spec: MailTypeSpec | None, configuration: Con
     already passed is noise. Steps after the due date and the late notice are
     kept even when their day has passed, and the next sweep sends them.
     """
-    db.session.execute(delete(Reminder).where(Reminder.mail_id == mail.id, Reminder.state == "pending"))
+    # A mail registered in this transaction has no reminder to replace.
+    if not new_mail:
+        db.session.execute(delete(Reminder).where(Reminder.mail_id == mail.id, Reminder.state == "pending"))
     if mail.due_date is None or mail.status in configuration.closed_statuses:
         return []
 
