@@ -49,7 +49,8 @@ RedirectBound = Literal["my_sub_departments", "my_direction", "any"]
 CommentRule = Literal["none", "optional", "required"]
 AcknowledgementRegime = Literal["none", "acceptance", "rejection"]
 ReminderWhen = Literal["before", "on", "after"]
-# "copies" resolves to nobody until mail carries a distribution list.
+# NOTE: "copies" is accepted but not resolved yet: reminders read no distribution list and
+# fall back to the department heads (see resolve_recipients).
 ReminderRecipient = Literal["assignee", "department_head", "director", "copies"]
 
 

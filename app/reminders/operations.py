@@ -212,7 +212,8 @@ def resolve_recipients(mail: Mail, roles: Sequence[str], organisation: Organisat
     """Turn recipient roles into user ids, falling back to the department heads when no role resolves.
 
     The sweep passes the ``organisation`` it read once; without it, this reads the departments.
-    NOTE: "copies" resolves to nobody until mail carries a distribution list.
+    NOTE: "copies" resolves to nobody: the mail's distribution list (distribution_entry rows with
+    role copy) is not read here yet, so such a step falls back to the department heads.
     """
     organisation = organisation or Organisation.load()
     department_id = mail.handling_department_id
