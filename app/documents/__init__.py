@@ -1,0 +1,1 @@
+"""Documents produced for a mail: reply drafts and acknowledgements of receipt, with their versions."""

@@ -1,0 +1,60 @@
+"""documents and their versions
+
+Revision ID: 0008
+Revises: 0007
+
+Reply drafts and acknowledgements of receipt, each saved state of their file
+kept as a numbered version.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "document",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("mail_id", sa.Integer(), sa.ForeignKey("mail.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("template_code", sa.String(64)),
+        sa.Column("title", sa.String(255), nullable=False),
+        sa.Column("correspondent_id", sa.Integer(), sa.ForeignKey("correspondent.id")),
+        sa.Column("language", sa.String(8), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), sa.ForeignKey("ab_user.id")),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("sent_by_id", sa.Integer(), sa.ForeignKey("ab_user.id")),
+        sa.Column("sending_channel", sa.String(16)),
+    )
+    op.create_index("ix_document_mail_id", "document", ["mail_id"])
+    op.create_index("ix_document_kind_state", "document", ["kind", "state"])
+    op.create_table(
+        "document_version",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("document_id", sa.Integer(), sa.ForeignKey("document.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("docx_sha256", sa.String(64)),
+        sa.Column("docx_size", sa.BigInteger()),
+        sa.Column("pdf_sha256", sa.String(64)),
+        sa.Column("pdf_size", sa.BigInteger()),
+        sa.Column("signed", sa.Boolean(), nullable=False),
+        sa.Column("note", sa.Text()),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), sa.ForeignKey("ab_user.id")),
+        sa.UniqueConstraint("document_id", "number", name="uq_document_version_number"),
+    )
+    op.create_index("ix_document_version_document_id", "document_version", ["document_id"])
+
+
+def downgrade():
+    op.drop_index("ix_document_version_document_id", table_name="document_version")
+    op.drop_table("document_version")
+    op.drop_index("ix_document_kind_state", table_name="document")
+    op.drop_index("ix_document_mail_id", table_name="document")
+    op.drop_table("document")
