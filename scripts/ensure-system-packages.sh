@@ -7,8 +7,9 @@
 #   --postgres   PostgreSQL server and client from the Debian release
 #                (Debian 12: PostgreSQL 15, contrib modules such as unaccent included)
 #   --browser    Chromium, its WebDriver and the Liberation fonts, for browser tests
-#   --documents  poppler-utils (pdftotext, pdfinfo, pdftoppm) and Tesseract with its French model,
-#                for checking generated PDFs and reading scanned letters
+#   --documents  poppler-utils (pdftotext, pdfinfo, pdftoppm), Tesseract with its French model and
+#                LibreOffice Writer without its GUI, for checking generated PDFs, reading scanned
+#                letters and converting .docx replies and acknowledgements to PDF
 #   --search     a Java 17 runtime and Maven, to build and run the OpenSearch test node
 set -euo pipefail
 
@@ -21,7 +22,7 @@ for option in "$@"; do
     case "$option" in
         --postgres) requested+=(postgresql postgresql-contrib) ;;
         --browser) requested+=(chromium chromium-driver fonts-liberation) ;;
-        --documents) requested+=(poppler-utils tesseract-ocr tesseract-ocr-fra) ;;
+        --documents) requested+=(poppler-utils tesseract-ocr tesseract-ocr-fra libreoffice-writer-nogui fonts-dejavu-core fonts-liberation2) ;;
         --search) requested+=(openjdk-17-jdk-headless maven) ;;
         -h|--help) usage; exit 0 ;;
         *) echo "ensure-system-packages: unknown option '$option'" >&2; usage; exit 2 ;;
