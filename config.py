@@ -52,6 +52,7 @@ class BaseConfig:
     AUTH_ROLE_ADMIN = "administrator"
     AUTH_ROLE_PUBLIC = "public"
     FAB_ADD_SECURITY_VIEWS = True
+    FAB_SECURITY_MANAGER_CLASS = "app.core.security.EstafetteSecurityManager"
     # Permission tables are synchronised by `flask schemas apply`, not at each start.
     FAB_UPDATE_PERMS = False
     FAB_API_SWAGGER_UI = False

@@ -103,3 +103,43 @@ def test_rolled_back_number_is_reused(app_context):
         register_mail(agent, broken)
     second = register_mail(agent, memo)
     assert second.chrono_number == first.chrono_number + 1
+
+
+def test_login_after_another_writer_committed(app):
+    """Login statistics are written even when another writer committed after the user was read."""
+    from sqlalchemy import event
+
+    from tests.conftest import csrf_token
+
+    armed = threading.Event()
+    login_thread = threading.current_thread()
+
+    def commit_from_another_connection(_conn, _cursor, statement, *_args):
+        if not armed.is_set() or threading.current_thread() is not login_thread or "FROM ab_user" not in statement:
+            return
+        armed.clear()
+        with db.engine.connect() as other:
+            other.execute(text("UPDATE ab_user SET changed_on = CURRENT_TIMESTAMP WHERE username = 'admin'"))
+            other.commit()
+
+    with app.app_context():
+        engine = db.engine
+        before = db.session.execute(text("SELECT login_count FROM ab_user WHERE username = 'sejour'")).scalar() or 0
+        db.session.remove()
+    client = app.test_client()
+    page = client.get("/login/")
+    event.listen(engine, "after_cursor_execute", commit_from_another_connection)
+    try:
+        armed.set()
+        response = client.post("/login/", data={
+            "username": "sejour", "password": "estafette-demo", "csrf_token": csrf_token(page.get_data(as_text=True)),
+        })
+    finally:
+        event.remove(engine, "after_cursor_execute", commit_from_another_connection)
+
+    assert not armed.is_set(), "the other writer never ran"
+    assert response.status_code == 302
+    with app.app_context():
+        after = db.session.execute(text("SELECT login_count FROM ab_user WHERE username = 'sejour'")).scalar()
+        db.session.remove()
+    assert after == before + 1
