@@ -370,3 +370,24 @@ def test_register_filter_rejects_bad_date(client_as):
     html = client_as("courrier").get("/mail/list", query_string={"arrival_from": "31/02/2026"}).get_data(as_text=True)
     assert 'data-error-for="arrival_from"' in html
     assert 'value="31/02/2026"' in html
+
+
+def test_register_list_pages_keep_filters(app, client_as):
+    with app.app_context():
+        agent = user_context("sejour")
+        size = app.config["BASKET_PAGE_SIZE"]
+        for index in range(size + 1):
+            register_mail(agent, Registration(
+                mail_type="internal_memo", subject=f"Note {index}", handling_department="DMI-SSE-BPT",
+            ))
+    client = client_as("sejour")
+
+    first = client.get("/mail/list?mail_type=internal_memo").get_data(as_text=True)
+    second = client.get("/mail/list?mail_type=internal_memo&page=2").get_data(as_text=True)
+
+    assert 'rel="next"' in first
+    assert "page=2" in first and "mail_type=internal_memo" in first
+    assert 'rel="prev"' not in first
+    assert 'rel="prev"' in second
+    assert 'rel="next"' not in second
+    assert f'id="register-total">{size + 1}<' in first
