@@ -68,7 +68,32 @@ class DocumentVersion(Model):
     pdf_size: Mapped[int | None] = mapped_column(BigInteger)
     signed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     note: Mapped[str | None] = mapped_column(Text)
+    # The template file it was generated from; None for an uploaded version.
+    template_file_id: Mapped[int | None] = mapped_column(ForeignKey("document_template_file.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
 
     document = relationship("Document", back_populates="versions")
+
+
+class TemplateFile(Model):
+    """One .docx file of a declared template in one language; the newest row of a pair is the one used.
+
+    Rows come from the schema files (``source`` "schema", recorded when
+    ``flask schemas apply`` finds a file whose content changed) or from an
+    administrator's upload (``source`` "upload"). Older rows stay, so every
+    generated version can name the file it came from.
+    """
+
+    __tablename__ = "document_template_file"
+    __table_args__ = (Index("ix_document_template_file_current", "template_id", "language", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    language: Mapped[str] = mapped_column(String(8), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))

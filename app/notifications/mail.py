@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from flask import current_app
 from sqlalchemy import or_, select, update
 
+from app.attachments.storage import StorageError
 from app.core.db import run_in_write_transaction
 from app.core.types import utcnow
 from app.extensions import db
@@ -150,7 +151,24 @@ def build_mime(message: EmailMessage, sender: str) -> MimeMessage:
     mime["Auto-Submitted"] = "auto-generated"
     mime.set_content(message.body_text)
     mime.add_alternative(message.body_html, subtype="html")
+    if message.attachments:
+        _attach_files(mime, message)
     return mime
+
+
+def _attach_files(mime: MimeMessage, message: EmailMessage) -> None:
+    from app.attachments.operations import content_store
+
+    store = content_store()
+    for attachment in message.attachments:
+        try:
+            with store.open_verified(attachment.sha256) as handle:
+                data = handle.read()
+        except StorageError as error:
+            # A missing or corrupt file may come back from a backup: retry like a network failure.
+            raise DeliveryError(f"attachment {attachment.file_name!r} unreadable: {error}") from error
+        maintype, _slash, subtype = attachment.content_type.partition("/")
+        mime.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=attachment.file_name)
 
 
 @dataclass
@@ -255,10 +273,9 @@ def _deliver_one(connection: Connection, message_id: int, now: datetime, sender:
         return
     message = db.session.get(EmailMessage, message_id)
     assert message is not None
-    mime = build_mime(message, sender)
-    db.session.commit()
-
     try:
+        mime = build_mime(message, sender)
+        db.session.commit()
         connection.send(mime)
     except DeliveryError as error:
         state = run_in_write_transaction(

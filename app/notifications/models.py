@@ -79,6 +79,24 @@ class EmailMessage(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    attachments: Mapped[list[EmailAttachment]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="EmailAttachment.id"
+    )
+
+
+class EmailAttachment(Model):
+    """A file sent with a queued e-mail, read from the content store when the message is built."""
+
+    __tablename__ = "email_attachment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_message.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(127), nullable=False)
+
+    message: Mapped[EmailMessage] = relationship(back_populates="attachments")
+
 
 class UserPreference(Model):
     """A user's language for e-mail and how they want to receive notifications."""

@@ -191,6 +191,28 @@ def test_folder_backend_writes_eml(app_context, tmp_path: Path):
     assert written["Subject"] == queued_for("sejour")[0].subject
 
 
+
+def test_missing_attachment_does_not_stop_delivery(app_context, smtp_server):
+    from app.notifications.models import EmailAttachment
+
+    register(subject="Première demande")
+    register(subject="Seconde demande")
+    broken, intact = queued_for("sejour")
+    broken.attachments.append(EmailAttachment(
+        sha256="0" * 64, file_name="accusé.pdf", content_type="application/pdf",
+    ))
+    db.session.commit()
+
+    summary = deliver_pending(backend=smtp_backend(smtp_server))
+
+    db.session.refresh(broken)
+    assert summary.sent == 1
+    assert summary.retried == 1
+    assert [message["Subject"] for message in smtp_server.messages] == [intact.subject]
+    assert (broken.state, broken.attempts) == ("pending", 1)
+    assert "accusé.pdf" in broken.last_error
+
+
 # --- Digest -----------------------------------------------------------------------------------
 
 
