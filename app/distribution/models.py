@@ -3,6 +3,8 @@
 The assignee stays on ``Mail.assignee_id``: exactly one person in charge.
 Each ``DistributionEntry`` adds a user or a whole department, either as a
 copy for information or as an opinion request (avis) with its own deadline.
+The signature book also lists each member of a visa circuit, as a user with
+the role ``circuit``.
 ``ReadMark`` records that a user has read a mail received in copy.
 """
 
@@ -18,7 +20,9 @@ from app.core.types import UTCDateTime, utcnow
 
 COPY = "copy"
 OPINION = "opinion"
-ENTRY_ROLES = (COPY, OPINION)
+# A member of a visa circuit on the mail: listed so that the visibility rule shows them the mail.
+CIRCUIT = "circuit"
+ENTRY_ROLES = (COPY, OPINION, CIRCUIT)
 
 
 class DistributionEntry(Model):

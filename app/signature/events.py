@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 
 def document_changed(document: Document, version: DocumentVersion, actor: UserContext) -> None:
-    """Restart the approvals of a running circuit on ``version``; no circuit, nothing to do."""
-    # Filled by the signature book work in progress (issue 5).
-    return None
+    """Restart the approvals of a running circuit on ``version``; no circuit, nothing to do.
+
+    Runs in the caller's transaction: the restart, its history entry and its
+    notifications are kept exactly when the new version is.
+    """
+    from app.signature.operations import restart_on_new_version
+
+    restart_on_new_version(document, version, actor)
