@@ -2,15 +2,18 @@
 
     PYTHONPATH=. python -m bench.search --mails 100000 --database sqlite --backend embedded
     PYTHONPATH=. python -m bench.search --mails 100000 --database postgresql --backend embedded
-    PYTHONPATH=. python -m bench.search --mails 100000 --backend opensearch --opensearch-url http://127.0.0.1:59200
+    PYTHONPATH=. python -m bench.search --mails 100000 --backend opensearch --reuse-database --opensearch-url http://127.0.0.1:59300
+
+The OpenSearch run indexes the register of the SQLite run with the same number of mails (``--reuse-database``).
 
 The register is bulk-loaded by bench.generate (no attachment files); a share
 of the mails (``--attachment-share``, 10 % by default) gets a generated
 attachment text of about 2,000 characters. Each of the 20 queries is timed
 through the backend's search() (total, four facets, one page with
-snippets, visibility applied) and as the raw engine query (the match alone,
-first page and total), ``--repeat`` times each; p50 and p95 are printed and
-written as JSON.
+snippets, visibility applied), as the raw engine query (the match alone,
+first page and exact total) and, for the embedded backend, as the very SQL
+statements search() sent, replayed on the DB-API connection. Each runs
+``--repeat`` times; p50 and p95 are printed and written as JSON.
 """
 
 from __future__ import annotations
@@ -19,12 +22,24 @@ import argparse
 import json
 import logging
 import random
+import subprocess
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.database import REPO, build_schema, configure_bench_logging, create_bench_app, database_url
+from sqlalchemy import text as sql_text
+
+from bench.database import (
+    BENCH_VAR_DIR,
+    ENSURE_POSTGRES,
+    REPO,
+    build_schema,
+    configure_bench_logging,
+    create_bench_app,
+    remove_sqlite_database,
+    reset_postgresql,
+)
 from bench.generate import load_mails
 from bench.measure import percentile
 
@@ -60,6 +75,31 @@ QUERIES: list[tuple[str, dict[str, Any], str]] = [
     ("", {"mail_types": ["public_complaint"]}, "admin"),
     ("zzzinconnu", {}, "admin"),
 ]
+
+
+# Databases of their own, so that this benchmark and bench.run or bench.baskets never empty each other's.
+SQLITE_NAME = "search-{mails}.sqlite3"
+POSTGRES_DATABASE = "estafette_bench_search"
+
+
+def search_database_url(database: str, mails: int, fresh: bool) -> str:
+    """Return the URL of this benchmark's database, emptied first when ``fresh``."""
+    if database == "sqlite":
+        path = BENCH_VAR_DIR / SQLITE_NAME.format(mails=mails)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            remove_sqlite_database(path)
+        elif not path.exists():
+            raise FileNotFoundError(f"no SQLite benchmark database at {path}: run without --reuse-database first")
+        return f"sqlite:///{path}"
+    result = subprocess.run([str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE], cwd=REPO,
+                            capture_output=True, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
+        raise RuntimeError(f"{ENSURE_POSTGRES.name} failed (exit code {result.returncode}): {result.stderr.strip()}")
+    if fresh:
+        reset_postgresql(lines[-1])
+    return lines[-1]
 
 
 def attachment_text(rng: random.Random) -> str:
@@ -138,6 +178,40 @@ def time_calls(function: Any, repeat: int) -> list[float]:
     return samples
 
 
+def same_statements(backend: Any, run_search: Any) -> Any:
+    """Return a function running, on the raw DB-API connection, the SQL statements one search sends.
+
+    It times the engine's own work for the same statements without the
+    application around them: building the query, reading rows into Python,
+    facets, snippets. None for a cluster backend, whose request is one call.
+    """
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    if not backend.in_database:
+        return None
+    statements: list[tuple[str, Any]] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        run_search()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    cursor = db.session.connection().connection.cursor()
+
+    def run_sql() -> None:
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            if cursor.description is not None:
+                cursor.fetchall()
+
+    return run_sql
+
+
 def measure_queries(backend: Any, repeat: int) -> list[dict[str, Any]]:
     from app.search.criteria import SearchRequest
     from app.search.operations import search
@@ -150,14 +224,21 @@ def measure_queries(backend: Any, repeat: int) -> list[dict[str, Any]]:
         result = search(user, request, backend=backend)
         full = time_calls(lambda user=user, request=request: search(user, request, backend=backend), repeat)
         raw = time_calls(raw_query(backend, text), repeat)
-        rows.append({
+        row = {
             "query": text, "filters": filters, "user": username, "total": result.total,
+            "total_is_exact": result.total_is_exact,
             "p50_ms": round(percentile(full, 0.5), 2), "p95_ms": round(percentile(full, 0.95), 2),
             "raw_p50_ms": round(percentile(raw, 0.5), 2), "raw_p95_ms": round(percentile(raw, 0.95), 2),
-        })
-        log.info("%-32s %-14s total %7s  p50 %7.1f ms  p95 %7.1f ms  raw p50 %6.1f ms  raw p95 %6.1f ms",
-                 text[:32], username, result.total, rows[-1]["p50_ms"], rows[-1]["p95_ms"], rows[-1]["raw_p50_ms"],
-                 rows[-1]["raw_p95_ms"])
+        }
+        same = same_statements(backend, lambda user=user, request=request: search(user, request, backend=backend))
+        if same is not None:
+            statements = time_calls(same, repeat)
+            row["same_sql_p50_ms"] = round(percentile(statements, 0.5), 2)
+            row["same_sql_p95_ms"] = round(percentile(statements, 0.95), 2)
+        rows.append(row)
+        log.info("%-28s %-14s total %6s%s p50 %6.1f p95 %6.1f | raw match p50 %6.1f p95 %6.1f | same SQL p95 %6s ms",
+                 text[:28], username, result.total, "" if result.total_is_exact else "+", row["p50_ms"], row["p95_ms"],
+                 row["raw_p50_ms"], row["raw_p95_ms"], row.get("same_sql_p95_ms", "-"))
     return rows
 
 
@@ -170,11 +251,13 @@ def main() -> None:
     parser.add_argument("--attachment-share", type=float, default=0.1, help="Share of mails given attachment text, 0 to 1.")
     parser.add_argument("--repeat", type=int, default=20, help="Timed runs of each query.")
     parser.add_argument("--reuse-database", action="store_true", help="Measure the database of an earlier run.")
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="With --reuse-database, measure the queries on the index of that earlier run.")
     parser.add_argument("--output", type=Path, default=None, help="JSON file of the figures.")
     arguments = parser.parse_args()
     configure_bench_logging()
 
-    url = database_url(arguments.database, arguments.mails, fresh=not arguments.reuse_database)
+    url = search_database_url(arguments.database, arguments.mails, fresh=not arguments.reuse_database)
     app = create_bench_app(url)
     figures: dict[str, Any] = {"mails": arguments.mails, "database": arguments.database, "backend": arguments.backend}
     with app.app_context():
@@ -195,11 +278,17 @@ def main() -> None:
             from app.search.backends.cluster import cluster_backend
 
             backend = cluster_backend("opensearch", arguments.opensearch_url, f"estafette-bench-{arguments.mails}", timeout=120)
-            for name in backend.adapter.alias_targets(backend.alias):
-                backend.adapter.delete_index(name)
-        figures["indexing"] = index_everything(backend, arguments.attachment_share)
+            if not (arguments.reuse_database and arguments.reuse_index):
+                for name in backend.adapter.alias_targets(backend.alias):
+                    backend.adapter.delete_index(name)
+        if not (arguments.reuse_database and arguments.reuse_index):
+            figures["indexing"] = index_everything(backend, arguments.attachment_share)
         if arguments.backend == "opensearch":
             backend.adapter.refresh(backend.alias)
+        elif arguments.database == "postgresql":
+            # As autovacuum would after a bulk load: the planner needs statistics on the new index rows.
+            db.session.execute(sql_text("ANALYZE search_document"))
+            db.session.commit()
         figures["queries"] = measure_queries(backend, arguments.repeat)
 
     full = sorted(row["p95_ms"] for row in figures["queries"])

@@ -4,8 +4,8 @@ A pass (``SchedulerRunner.run_pass``) takes or renews the database lease, then
 runs each job whose persisted ``next_run_at`` has passed and sets the next
 one from the current time. Missed slots therefore give one run, not one per
 slot: after downtime a job runs once, and the run is recorded as late. The
-jobs work on stored rows (reminders, queued e-mail, notifications), so they
-catch up whatever fell due meanwhile.
+jobs work on stored rows (reminders, queued e-mail, notifications, the search
+outbox), so they catch up whatever fell due meanwhile.
 
 APScheduler's BackgroundScheduler only triggers passes, every
 ``SCHEDULER_INTERVAL_SECONDS``. With ``SCHEDULER_MODE = "in-process"`` every
@@ -39,6 +39,7 @@ from app.reminders.models import Reminder
 from app.reminders.tasks import sweep_reminders
 from app.scheduler import lease
 from app.scheduler.models import ScheduledJob, SchedulerLease
+from app.search.tasks import index_pending_changes, recognise_scanned_attachments
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("send_reminders", sweep_reminders, _every_pass, _pass_tolerance),
     JobDefinition("queue_digests", queue_digests, _daily_digest_slot, _pass_tolerance),
     JobDefinition("deliver_email", deliver_email, _every_pass, _pass_tolerance),
+    # Last, so that the changes made by the jobs above are indexed in the same pass.
+    JobDefinition("index_search_outbox", index_pending_changes, _every_pass, _pass_tolerance),
+    JobDefinition("recognise_attachments", recognise_scanned_attachments, _every_pass, _pass_tolerance),
 )
 
 

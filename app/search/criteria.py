@@ -150,6 +150,10 @@ class SearchResult:
     facets: dict[str, list[tuple[str, int]]]
     page: int
     page_size: int
+    # False when the embedded backend stopped counting: ``total`` is then a lower bound, and the
+    # page and facets cover the newest matches only (see EXACT_LIMIT in backends/embedded.py).
+    total_is_exact: bool = True
+    facets_are_exact: bool = True
 
     @property
     def page_count(self) -> int:

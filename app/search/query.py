@@ -45,17 +45,10 @@ def text_query(parsed: ParsedQuery) -> dict[str, Any] | None:
 
 
 def filter_clauses(request: SearchRequest, filters: ResolvedFilters, visibility: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Return the filters that are not facets: visibility, arrival dates and due-date band."""
     clauses: list[dict[str, Any]] = []
     if visibility is not None:
         clauses.append(visibility)
-    if request.mail_types:
-        clauses.append({"terms": {"mail_type": request.mail_types}})
-    if request.categories:
-        clauses.append({"terms": {"category": request.categories}})
-    if request.statuses:
-        clauses.append({"terms": {"status": request.statuses}})
-    if filters.department_ids is not None:
-        clauses.append({"terms": {"handling_department_id": filters.department_ids}})
     arrival = {key: value.isoformat() for key, value in (("gte", request.arrival_from), ("lte", request.arrival_to)) if value}
     if arrival:
         clauses.append({"range": {"arrival_date": arrival}})
@@ -67,6 +60,37 @@ def filter_clauses(request: SearchRequest, filters: ResolvedFilters, visibility:
     if filters.open_only:
         clauses.append({"term": {"closed": False}})
     return clauses
+
+
+def facet_clauses(request: SearchRequest, filters: ResolvedFilters) -> dict[str, dict[str, Any]]:
+    """Return the filters that are also facets, by facet name."""
+    clauses: dict[str, dict[str, Any]] = {}
+    if request.mail_types:
+        clauses["mail_type"] = {"terms": {"mail_type": request.mail_types}}
+    if request.categories:
+        clauses["category"] = {"terms": {"category": request.categories}}
+    if request.statuses:
+        clauses["status"] = {"terms": {"status": request.statuses}}
+    if filters.department_ids is not None:
+        clauses["department"] = {"terms": {"handling_department_id": filters.department_ids}}
+    return clauses
+
+
+def facet_aggregations(facet_filters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Return one aggregation per facet, each under every facet filter but its own.
+
+    The query contains the other filters and the visibility rule, and the facet
+    filters go to ``post_filter``: the hits and the total obey all of them,
+    while a facet keeps offering its other values with their counts.
+    """
+    aggregations: dict[str, Any] = {}
+    for name, field in FACET_FIELDS.items():
+        others = [clause for key, clause in facet_filters.items() if key != name]
+        aggregations[name] = {
+            "filter": {"bool": {"filter": others}},
+            "aggs": {"values": {"terms": {"field": field, "size": FACET_SIZE}}},
+        }
+    return aggregations
 
 
 def sort_clause(request: SearchRequest, has_text: bool) -> list[Any]:
@@ -84,9 +108,10 @@ def build_search_body(request: SearchRequest, parsed: ParsedQuery, filters: Reso
     if query is None and request.text.strip():
         # Text without any searchable word matches nothing, as in the embedded backend.
         query = {"match_none": {}}
-    return {
+    facet_filters = facet_clauses(request, filters)
+    body: dict[str, Any] = {
         "query": {"bool": {"must": [query or {"match_all": {}}], "filter": filter_clauses(request, filters, visibility)}},
-        "aggs": {name: {"terms": {"field": field, "size": FACET_SIZE}} for name, field in FACET_FIELDS.items()},
+        "aggs": facet_aggregations(facet_filters),
         "highlight": {
             # HTML encoding escapes the stored text around the tags: markup in a subject stays text.
             "encoder": "html",
@@ -101,3 +126,6 @@ def build_search_body(request: SearchRequest, parsed: ParsedQuery, filters: Reso
         "track_total_hits": True,
         "_source": SOURCE_FIELDS,
     }
+    if facet_filters:
+        body["post_filter"] = {"bool": {"filter": list(facet_filters.values())}}
+    return body

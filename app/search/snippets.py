@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -12,24 +13,34 @@ _WORD = re.compile(r"[^\W_]+(?:[" + _APOSTROPHES + r"][^\W_]+)*")
 WORDS_BEFORE_FIRST_MATCH = 8
 
 
-def _matches(word: str, terms: set[str]) -> bool:
+@lru_cache(maxsize=100_000)
+def _word_stems(word: str) -> frozenset[str]:
     folded = strip_elision(fold(word))
-    return any(stem(part) in terms for part in re.split("[" + _APOSTROPHES + "]", folded) if part)
+    return frozenset(stem(part) for part in re.split("[" + _APOSTROPHES + "]", folded) if part)
 
 
 def highlight(text: str, terms: set[str], max_words: int = 40) -> Markup | None:
     """Return a window of ``text`` around its first matched word, with matches in <mark>; None if none matches.
 
     Every piece of ``text`` is escaped, so markup in a subject or a sender's
-    name is shown as text.
+    name is shown as text. Reading stops one word after the window, so a long
+    attachment text costs only the words before its first match.
     """
-    tokens = list(_WORD.finditer(text))
-    matched = [index for index, token in enumerate(tokens) if _matches(token.group(), terms)]
-    if not matched:
+    tokens: list[re.Match[str]] = []
+    first_match: int | None = None
+    for token in _WORD.finditer(text):
+        tokens.append(token)
+        if first_match is None:
+            if not _word_stems(token.group()).isdisjoint(terms):
+                first_match = len(tokens) - 1
+        elif len(tokens) > max(0, first_match - WORDS_BEFORE_FIRST_MATCH) + max_words:
+            break
+    if first_match is None:
         return None
-    first = max(0, matched[0] - WORDS_BEFORE_FIRST_MATCH)
+    first = max(0, first_match - WORDS_BEFORE_FIRST_MATCH)
     last = min(len(tokens), first + max_words)
-    return _render(text, tokens, first, last, {index for index in matched if first <= index < last})
+    marked = {index for index in range(first, last) if not _word_stems(tokens[index].group()).isdisjoint(terms)}
+    return _render(text, tokens, first, last, marked)
 
 
 def excerpt(text: str, max_words: int = 40) -> Markup:

@@ -200,3 +200,38 @@ def test_custom_fields_keep_mapping_bounded(search_backend):  # noqa: F811
         mapping = search_backend.adapter.client.indices.get_mapping(index=search_backend.alias)
         properties = next(iter(mapping.values()))["mappings"]["properties"]
         assert set(properties["custom_fields"]["properties"]) == {"key", "value"}
+
+
+def test_facet_ignores_own_filter(search_backend):  # noqa: F811
+    register_corpus()
+    index_all(search_backend)
+    everything = _admin_search(search_backend, page_size=100)
+    complaints = _admin_search(search_backend, mail_types=["public_complaint"], page_size=100)
+    new_complaints = _admin_search(search_backend, mail_types=["public_complaint"], statuses=["new"], page_size=100)
+    by_department = _admin_search(search_backend, department="DMI", page_size=100)
+
+    assert complaints.total == 4
+    assert dict(complaints.facets["mail_type"]) == dict(everything.facets["mail_type"])
+    assert sum(count for _, count in complaints.facets["category"]) == 4
+    assert sum(count for _, count in complaints.facets["status"]) == 4
+    assert new_complaints.total == 4
+    assert dict(new_complaints.facets["status"]) == dict(complaints.facets["status"])
+    assert dict(new_complaints.facets["mail_type"]) == dict(everything.facets["mail_type"])
+    assert by_department.total == 3
+    assert dict(by_department.facets["department"]) == dict(everything.facets["department"])
+    assert sum(count for _, count in by_department.facets["mail_type"]) == 3
+
+
+def test_facet_counts_stay_visible_only(search_backend):  # noqa: F811
+    mails = register_corpus()
+    index_all(search_backend)
+    agent = user_context("sejour")
+    seen = search(agent, SearchRequest(page_size=100), backend=search_backend)
+    filtered = search(agent, SearchRequest(mail_types=["residence_permit_request"], page_size=100), backend=search_backend)
+    other_types = {mail.mail_type for mail in mails.values()} - {hit.mail_type for hit in seen.hits}
+
+    assert 0 < seen.total < len(mails)
+    assert other_types
+    assert dict(filtered.facets["mail_type"]) == dict(seen.facets["mail_type"])
+    assert not other_types & {value for value, _ in filtered.facets["mail_type"]}
+    assert sum(count for _, count in filtered.facets["mail_type"]) == seen.total

@@ -25,7 +25,7 @@ from tests.integration.search_support import days_ago, register_corpus
 
 EMPTY_SEARCH = {
     "took": 1, "timed_out": False, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
-    "aggregations": {name: {"buckets": []} for name in ("mail_type", "category", "status", "department")},
+    "aggregations": {name: {"doc_count": 0, "values": {"buckets": []}} for name in ("mail_type", "category", "status", "department")},
 }
 
 

@@ -64,3 +64,25 @@ def test_scan_searchable_after_ocr(app_context, tmp_path):
 
     assert result.recognised == 1
     assert [hit.mail_id for hit in after_ocr.hits] == [mail.id]
+
+
+def test_scheduler_pass_runs_ocr(app, app_context, tmp_path):
+    from app.scheduler.runner import SchedulerRunner
+    from app.search.backends import configured_backend
+
+    clerk = user_context("courrier")
+    mail = register_mail(clerk, Registration(
+        mail_type="public_complaint", subject="Signalement de riverains", arrival_date=days_ago(1),
+        correspondent=person("Fontaine", "Claire"), uploads=[Upload(io.BytesIO(_scanned_letter_png(tmp_path)), "scan.png", kind="letter")],
+    ))
+
+    result = SchedulerRunner(app, holder="ocr-test").run_pass()
+    # End this session's read transaction: its snapshot predates the pass.
+    db.session.commit()
+    found = search(user_context("admin"), SearchRequest(text="médiathèque"), backend=configured_backend())
+    pending = db.session.execute(select(OutboxEvent.id).where(OutboxEvent.processed_at.is_(None))).scalars().all()
+
+    assert result.ran["index_search_outbox"]["indexed"] == 1
+    assert result.ran["recognise_attachments"]["recognised"] == 1
+    assert [hit.mail_id for hit in found.hits] == [mail.id]
+    assert pending == []

@@ -79,3 +79,15 @@ def test_saved_search_per_user(client_as):
     assert other_client.post(f"/search/saved/{saved_id}/delete", data={"csrf_token": other_token}).status_code == 404
     assert client.post(f"/search/saved/{saved_id}/delete", data={"csrf_token": csrf_token(own)}).status_code == 302
     assert "Mes demandes" not in client.get("/search/").get_data(as_text=True)
+
+
+def test_page_says_total_is_lower_bound(app_context, client_as, monkeypatch):
+    from app.search.backends import embedded
+
+    register_corpus()
+    drain()
+    monkeypatch.setattr(embedded, "EXACT_LIMIT", 2)
+    page = client_as("admin").get("/search/?q=&sort=date_desc").get_data(as_text=True)
+
+    assert 'data-exact="false"' in page
+    assert len(re.findall(r'class="search-hit"', page)) == 2

@@ -222,7 +222,8 @@ class ClusterBackend:
         response = self.adapter.search(self.alias, self.search_body(user, request, today))
         hits = [self._hit(hit) for hit in response["hits"]["hits"]]
         facets = {
-            name: [(str(bucket["key"]), int(bucket["doc_count"])) for bucket in response["aggregations"][name]["buckets"]]
+            name: [(str(bucket["key"]), int(bucket["doc_count"]))
+                   for bucket in response["aggregations"][name]["values"]["buckets"]]
             for name in FACETS
         }
         return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets,

@@ -1,16 +1,42 @@
-"""The embedded backend: SQLite FTS5 or PostgreSQL text search, joined to ``mail`` in one query.
+"""The embedded backend: SQLite FTS5 or PostgreSQL text search, joined to ``mail`` in each statement.
 
 Visibility is the SQL rule itself (visible_mail_clause), so results, counts
 and facets never include mail the user may not see, and any change to the
 rule applies here at once.
+
+A search reads the matching mails newest first (by mail id) and stops after
+EXACT_LIMIT + 1 rows, so a word found in most of the register costs about
+EXACT_LIMIT rows instead of every match. Up to EXACT_LIMIT matches, the
+total, the ranking and the facets are exact. Past it, the total is a lower
+bound and the page, the ranking and the facets cover the EXACT_LIMIT newest
+matches, and the search page tells the user so and asks for one more word or filter.
+NOTE: past EXACT_LIMIT, "newest" means registered last, so a date sort may
+miss a mail registered long after its arrival date.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import date
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import Float, Integer, Select, case, delete, desc, false, func, literal, or_, select, text, true
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    column,
+    delete,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.types import utcnow
@@ -32,6 +58,33 @@ from app.search.models import SearchDocument
 from app.search.snippets import excerpt, highlight
 
 FACET_SIZE = 20
+# Matches counted exactly. Past this number the total reads "more than EXACT_LIMIT", and the page,
+# its ranking and the facets cover the EXACT_LIMIT newest matches only.
+EXACT_LIMIT = 1000
+CHRONO_BONUS = 1000.0
+# On PostgreSQL, words estimated to match more index rows than this are read newest first.
+COMMON_MATCHES = 2 * EXACT_LIMIT
+# PostgreSQL settings for the statements of one search, back to their defaults after it.
+PLANNER_SETTINGS = (
+    # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any
+    # text: that generic plan reads every row newest first even for a word found nowhere.
+    "plan_cache_mode = force_custom_plan",
+    # PostgreSQL 15 prefers a merge join that walks the mail primary key through every mail over
+    # reading each of at most EXACT_LIMIT + 1 matches by primary key.
+    "enable_mergejoin = off",
+)
+
+
+class _Candidate(NamedTuple):
+    """One matching mail: its score and the columns that facets and sorts read."""
+
+    id: int
+    score: float
+    mail_type: str
+    category: str
+    status: str
+    department: int
+    arrival_date: date
 
 
 def fts5_expression(parsed: ParsedQuery) -> str:
@@ -90,59 +143,88 @@ class EmbeddedBackend:
     def search(self, user: UserContext, request: SearchRequest, today: date | None = None) -> SearchResult:
         parsed = parse_query(request.text)
         filters = resolve_filters(request, today or date.today())
-        matched = self._matched(user, request, parsed, filters).subquery("matched")
-
-        total = db.session.execute(select(func.count()).select_from(matched)).scalar_one()
-        facets = {name: self._facet(matched, name) for name in FACETS}
-        page = db.session.execute(
-            select(matched.c.id, matched.c.score)
-            .order_by(*self._order(matched, request))
-            .limit(request.page_size)
-            .offset(request.offset)
-        ).all()
-        hits = self._hits([row.id for row in page], {row.id: row.score for row in page}, parsed)
-        return SearchResult(total=total, hits=hits, facets=facets, page=request.page, page_size=request.page_size)
-
-    def _text_hits(self, parsed: ParsedQuery) -> Any:
-        if not parsed.terms and not parsed.phrases:
-            return None
-        if db.engine.dialect.name == "sqlite":
-            statement = text(
-                "SELECT rowid AS mail_id, -bm25(search_document_fts) AS score "
-                "FROM search_document_fts WHERE search_document_fts MATCH :expression"
-            ).bindparams(expression=fts5_expression(parsed))
-        else:
-            statement = text(
-                "SELECT mail_id, ts_rank(terms_vector, to_tsquery('simple', :expression)) AS score "
-                "FROM search_document WHERE terms_vector @@ to_tsquery('simple', :expression)"
-            ).bindparams(expression=tsquery_expression(parsed))
-        return statement.columns(mail_id=Integer, score=Float).subquery("text_hits")
-
-    def _matched(self, user: UserContext, request: SearchRequest, parsed: ParsedQuery, filters: ResolvedFilters) -> Select[Any]:
-        hits = self._text_hits(parsed)
-        score: ColumnElement[Any] = literal(0.0, Float)
-        statement = select(Mail.id).select_from(Mail)
-
-        if parsed.chrono_key is not None:
-            document = SearchDocument.__table__
-            exact = or_(document.c.chrono_key == parsed.chrono_key, document.c.chrono_tail == parsed.chrono_key)
-            statement = statement.join(document, document.c.mail_id == Mail.id)
-            if hits is not None:
-                statement = statement.outerjoin(hits, hits.c.mail_id == Mail.id).where(or_(hits.c.mail_id.is_not(None), exact))
-                score = func.coalesce(hits.c.score, 0.0)
-            else:
-                statement = statement.where(exact)
-            # An exact registration number comes before any text match.
-            score = score + case((exact, 1000.0), else_=0.0)
-        elif hits is not None:
-            statement = statement.join(hits, hits.c.mail_id == Mail.id)
-            score = hits.c.score
-        elif request.text.strip():
+        if parsed.is_empty and request.text.strip():
             # Text with no searchable word (only punctuation or stop words): nothing matches.
-            statement = statement.where(false())
+            return SearchResult(total=0, hits=[], facets={name: [] for name in FACETS}, page=request.page,
+                                page_size=request.page_size)
 
-        statement = statement.where(visible_mail_clause(user), *self._filter_conditions(request, filters))
-        return statement.with_only_columns(
+        if db.engine.dialect.name != "postgresql":
+            return self._search(user, request, parsed, filters)
+        for setting in PLANNER_SETTINGS:
+            db.session.execute(text(f"SET LOCAL {setting}"))
+        # On an error the transaction ends, and the settings with it.
+        result = self._search(user, request, parsed, filters)
+        for setting in PLANNER_SETTINGS:
+            db.session.execute(text(f"SET LOCAL {setting.split()[0]} TO DEFAULT"))
+        return result
+
+    def _search(self, user: UserContext, request: SearchRequest, parsed: ParsedQuery,
+                filters: ResolvedFilters) -> SearchResult:
+        common = [visible_mail_clause(user), *self._filter_conditions(request, filters)]
+        facet_conditions = self._facet_conditions(request, filters)
+        rows, complete = self._window(parsed, request, [*common, *facet_conditions.values()])
+
+        facets: dict[str, list[tuple[str, int]]] = {}
+        facets_complete = complete
+        for name in FACETS:
+            if name in facet_conditions:
+                # A facet counts under every filter but its own, so its other values stay offered.
+                others = [condition for key, condition in facet_conditions.items() if key != name]
+                facet_rows, facet_complete = self._window(parsed, request, [*common, *others])
+                facets_complete = facets_complete and facet_complete
+            else:
+                facet_rows = rows
+            facets[name] = self._facet(facet_rows, name)
+
+        ordered = self._ordered(rows, request)
+        page = ordered[request.offset:request.offset + request.page_size]
+        hits = self._hits([row.id for row in page], {row.id: row.score for row in page}, parsed)
+        return SearchResult(total=len(rows) if complete else EXACT_LIMIT, hits=hits, facets=facets, page=request.page,
+                            page_size=request.page_size, total_is_exact=complete, facets_are_exact=facets_complete)
+
+    def _window(self, parsed: ParsedQuery, request: SearchRequest,
+                conditions: list[ColumnElement[bool]]) -> tuple[list[Any], bool]:
+        """Return the matching mails under ``conditions``, all of them or the EXACT_LIMIT newest, and whether all.
+
+        Each part of the query is read newest first (oldest first for the date_asc sort)
+        and stops after EXACT_LIMIT + 1 rows. So a word found in most of the register
+        reads about EXACT_LIMIT rows, not every match; the visibility rule and the
+        filters are conditions of the same statement.
+        """
+        newest_first = request.sort != "date_asc"
+        limit = EXACT_LIMIT + 1
+        parts = []
+        if parsed.terms or parsed.phrases:
+            parts.append((self._text_candidates(parsed, conditions, newest_first, limit), 0.0))
+        if parsed.chrono_key is not None:
+            # An exact registration number comes before any text match.
+            parts.append((self._chrono_candidates(parsed.chrono_key, conditions, limit), CHRONO_BONUS))
+        if not parts:
+            parts.append((self._all_candidates(conditions, newest_first, limit), 0.0))
+
+        complete = True
+        results = []
+        for statement, bonus in parts:
+            found = db.session.execute(statement).all()
+            if len(found) == limit:
+                complete = False
+                del found[EXACT_LIMIT:]
+            results.append((found, bonus))
+        if len(results) == 1 and results[0][1] == 0.0:
+            # The rows have the attributes of _Candidate already.
+            return results[0][0], complete
+
+        by_id: dict[int, _Candidate] = {}
+        for found, bonus in results:
+            for row in found:
+                earlier = by_id.get(row[0])
+                score = float(row[1] or 0.0) + bonus + (earlier.score if earlier else 0.0)
+                by_id[row[0]] = _Candidate(row[0], score, *row[2:])
+        return list(by_id.values()), complete
+
+    @staticmethod
+    def _columns(score: ColumnElement[Any]) -> list[ColumnElement[Any]]:
+        return [
             Mail.id.label("id"),
             score.label("score"),
             Mail.mail_type.label("mail_type"),
@@ -150,19 +232,111 @@ class EmbeddedBackend:
             Mail.status.label("status"),
             Mail.handling_department_id.label("department"),
             Mail.arrival_date.label("arrival_date"),
+        ]
+
+    def _text_candidates(self, parsed: ParsedQuery, conditions: list[ColumnElement[bool]], newest_first: bool,
+                         limit: int) -> Select[Any]:
+        if db.engine.dialect.name == "sqlite":
+            # The FTS table drives the join in rowid order and the mail table is read by primary key.
+            fts = table("search_document_fts", column("rowid", Integer))
+            score = literal_column("-bm25(search_document_fts)", Float)
+            match = text("search_document_fts MATCH :expression").bindparams(expression=fts5_expression(parsed))
+            order = fts.c.rowid.desc() if newest_first else fts.c.rowid.asc()
+            return (
+                select(*self._columns(score))
+                .select_from(fts)
+                .join(Mail, Mail.id == fts.c.rowid)
+                .where(match, *conditions)
+                .order_by(order)
+                .limit(limit)
+            )
+        expression = tsquery_expression(parsed)
+        vector: ColumnElement[Any] = literal_column("search_document.terms_vector")
+        query = func.to_tsquery(literal_column("'simple'::regconfig"), expression)
+        document = SearchDocument.__table__
+        order = document.c.mail_id.desc() if newest_first else document.c.mail_id.asc()
+        if self._estimated_matches(expression) > COMMON_MATCHES:
+            # A common word: its matches come often enough that reading the index rows newest
+            # first, testing each, reaches the limit soon.
+            return (
+                select(*self._columns(func.ts_rank(vector, query)))
+                .select_from(document)
+                .join(Mail, Mail.id == document.c.mail_id)
+                .where(vector.op("@@")(query), *conditions)
+                .order_by(order)
+                .limit(limit)
+            )
+
+        # A rare word: the GIN index gives all its matches at once, then only the newest
+        # ``limit`` visible ones are ranked. MATERIALIZED keeps the planner from testing the
+        # word row by row newest first, which reads most of the table when matches are few.
+        hits = select(document.c.mail_id).where(vector.op("@@")(query)).cte("text_hits").prefix_with("MATERIALIZED")
+        hit_order = hits.c.mail_id.desc() if newest_first else hits.c.mail_id.asc()
+        window = (
+            select(Mail.id, Mail.mail_type, Mail.category, Mail.status, Mail.handling_department_id, Mail.arrival_date)
+            .select_from(hits)
+            .join(Mail, Mail.id == hits.c.mail_id)
+            .where(*conditions)
+            .order_by(hit_order)
+            .limit(limit)
+            .subquery("window")
+        )
+        return (
+            select(window.c.id, func.ts_rank(vector, query).label("score"), window.c.mail_type, window.c.category,
+                   window.c.status, window.c.handling_department_id.label("department"), window.c.arrival_date)
+            .select_from(window)
+            .join(document, document.c.mail_id == window.c.id)
         )
 
     @staticmethod
-    def _filter_conditions(request: SearchRequest, filters: ResolvedFilters) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+    def _estimated_matches(expression: str) -> int:
+        """Return PostgreSQL's estimate of the index rows matching ``expression``, from its statistics."""
+        plan = db.session.execute(
+            text("EXPLAIN (FORMAT JSON) SELECT 1 FROM search_document WHERE terms_vector @@ to_tsquery('simple', :expression)"),
+            {"expression": expression},
+        ).scalar_one()
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def _chrono_candidates(self, key: str, conditions: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+        document = SearchDocument.__table__
+        return (
+            select(*self._columns(literal(0.0, Float)))
+            .select_from(document)
+            .join(Mail, Mail.id == document.c.mail_id)
+            .where(or_(document.c.chrono_key == key, document.c.chrono_tail == key), *conditions)
+            .limit(limit)
+        )
+
+    def _all_candidates(self, conditions: list[ColumnElement[bool]], newest_first: bool, limit: int) -> Select[Any]:
+        return (
+            select(*self._columns(literal(0.0, Float)))
+            .where(*conditions)
+            .order_by(Mail.id.desc() if newest_first else Mail.id.asc())
+            .limit(limit)
+        )
+
+    @staticmethod
+    def _facet_conditions(request: SearchRequest, filters: ResolvedFilters) -> dict[str, ColumnElement[bool]]:
+        """Return the filters that are also facets, by facet name."""
+        conditions: dict[str, ColumnElement[bool]] = {}
         if request.mail_types:
-            conditions.append(Mail.mail_type.in_(request.mail_types))
+            conditions["mail_type"] = Mail.mail_type.in_(request.mail_types)
         if request.categories:
-            conditions.append(Mail.category.in_(request.categories))
+            conditions["category"] = Mail.category.in_(request.categories)
         if request.statuses:
-            conditions.append(Mail.status.in_(request.statuses))
+            conditions["status"] = Mail.status.in_(request.statuses)
         if filters.department_ids is not None:
-            conditions.append(Mail.handling_department_id.in_(filters.department_ids) if filters.department_ids else false())
+            conditions["department"] = (
+                Mail.handling_department_id.in_(filters.department_ids) if filters.department_ids else false()
+            )
+        return conditions
+
+    @staticmethod
+    def _filter_conditions(request: SearchRequest, filters: ResolvedFilters) -> list[ColumnElement[bool]]:
+        """Return the filters that are not facets: arrival dates and due-date band."""
+        conditions: list[ColumnElement[bool]] = []
         if request.arrival_from:
             conditions.append(Mail.arrival_date >= request.arrival_from)
         if request.arrival_to:
@@ -175,26 +349,22 @@ class EmbeddedBackend:
             conditions.append(Mail.due_date <= filters.due_to)
         if filters.open_only:
             conditions.append(Mail.closed_at.is_(None))
-        return conditions or [true()]
+        return conditions
 
     @staticmethod
-    def _facet(matched: Any, name: str) -> list[tuple[str, int]]:
-        column = matched.c[name]
-        rows = db.session.execute(
-            select(column, func.count().label("count"))
-            .group_by(column)
-            .order_by(desc("count"), column)
-            .limit(FACET_SIZE)
-        ).all()
-        return [(str(value), int(count)) for value, count in rows]
+    def _facet(rows: list[Any], name: str) -> list[tuple[str, int]]:
+        counts = Counter(map(attrgetter(name), rows))
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [(str(value), count) for value, count in ordered[:FACET_SIZE]]
 
     @staticmethod
-    def _order(matched: Any, request: SearchRequest) -> list[Any]:
+    def _ordered(rows: list[Any], request: SearchRequest) -> list[Any]:
+        """Return ``rows`` in the requested order: relevance, then newest arrival, then newest mail."""
         if request.sort == "date_asc":
-            return [matched.c.arrival_date, matched.c.id]
+            return sorted(rows, key=attrgetter("arrival_date", "id"))
         if request.sort == "date_desc":
-            return [desc(matched.c.arrival_date), desc(matched.c.id)]
-        return [desc(matched.c.score), desc(matched.c.arrival_date), desc(matched.c.id)]
+            return sorted(rows, key=attrgetter("arrival_date", "id"), reverse=True)
+        return sorted(rows, key=attrgetter("score", "arrival_date", "id"), reverse=True)
 
     @staticmethod
     def _hits(ids: list[int], scores: dict[int, float], parsed: ParsedQuery) -> list[SearchHit]:

@@ -1,0 +1,57 @@
+"""The embedded backend past its exact count: the newest matches only, the visibility rule still applied."""
+
+from __future__ import annotations
+
+from app.search.backends import embedded
+from app.search.backends.embedded import EmbeddedBackend
+from app.search.criteria import SearchRequest
+from app.search.operations import search
+from tests.conftest import user_context
+from tests.integration.search_support import index_all, register_corpus
+
+
+def test_large_match_counts_newest(app_context, monkeypatch):
+    mails = register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    admin = user_context("admin")
+    exact = search(admin, SearchRequest(text="", page_size=100), backend=backend)
+    monkeypatch.setattr(embedded, "EXACT_LIMIT", 3)
+    capped = search(admin, SearchRequest(text="", page_size=100), backend=backend)
+    newest = sorted((mail.id for mail in mails.values()), reverse=True)[:3]
+
+    assert exact.total == len(mails)
+    assert exact.total_is_exact
+    assert capped.total == 3
+    assert not capped.total_is_exact
+    assert not capped.facets_are_exact
+    assert sorted((hit.mail_id for hit in capped.hits), reverse=True) == newest
+    assert sum(count for _, count in capped.facets["category"]) == 3
+
+
+def test_large_match_keeps_visibility(app_context, monkeypatch):
+    register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    agent = user_context("chef.sejour")
+    visible = {hit.mail_id for hit in search(agent, SearchRequest(text="", page_size=100), backend=backend).hits}
+    monkeypatch.setattr(embedded, "EXACT_LIMIT", len(visible) - 1)
+    capped = search(agent, SearchRequest(text="", page_size=100), backend=backend)
+    by_word = search(agent, SearchRequest(text="séjour", page_size=100), backend=backend)
+
+    assert len(visible) >= 2
+    assert {hit.mail_id for hit in capped.hits} <= visible
+    assert len(capped.hits) == len(visible) - 1
+    assert not capped.total_is_exact
+    assert {hit.mail_id for hit in by_word.hits} <= visible
+
+
+def test_exact_number_kept_past_limit(app_context, monkeypatch):
+    mails = register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    oldest = mails["premier_titre"]
+    monkeypatch.setattr(embedded, "EXACT_LIMIT", 1)
+    found = search(user_context("admin"), SearchRequest(text=oldest.chrono), backend=backend)
+
+    assert found.hits[0].mail_id == oldest.id
