@@ -173,6 +173,19 @@ def _get_basket_page(client: Any) -> str:
     return response.get_data(as_text=True)
 
 
+def _time_pages(client: Any, requests: int) -> tuple[list[float], list[float]]:
+    """Time ``requests`` GETs of the basket page; return wall times and CPU times of this thread."""
+    durations = []
+    cpu_durations = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        cpu_started = time.thread_time()
+        _get_basket_page(client)
+        cpu_durations.append(time.thread_time() - cpu_started)
+        durations.append(time.perf_counter() - started)
+    return durations, cpu_durations
+
+
 def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, Any]:
     """Time ``requests`` GETs of the basket page for ``username``, then record their SQL on a short extra pass."""
     from app.extensions import db
@@ -184,14 +197,17 @@ def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, A
     total_match = BASKET_TOTAL_PATTERN.search(html)
 
     load_before = load_average()
-    durations = []
-    cpu_durations = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        cpu_started = time.thread_time()
-        _get_basket_page(client)
-        cpu_durations.append(time.thread_time() - cpu_started)
-        durations.append(time.perf_counter() - started)
+    durations, cpu_durations = _time_pages(client, requests)
+    # The same requests with the menu counts computed at every page, as on a cache miss.
+    cache_seconds = app.config.get("MENU_COUNTS_CACHE_SECONDS")
+    app.config["MENU_COUNTS_CACHE_SECONDS"] = 0
+    try:
+        uncached_durations, _ = _time_pages(client, requests)
+    finally:
+        if cache_seconds is None:
+            app.config.pop("MENU_COUNTS_CACHE_SECONDS")
+        else:
+            app.config["MENU_COUNTS_CACHE_SECONDS"] = cache_seconds
 
     with app.app_context():
         recorder = StatementRecorder(db.engine)
@@ -207,6 +223,7 @@ def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, A
         "username": username,
         "basket_total": int(total_match.group(1)) if total_match else None,
         "timing": summarise_ms(durations),
+        "timing_without_menu_cache": summarise_ms(uncached_durations),
         # CPU time of this thread: less sensitive than wall time to other
         # processes on the machine, but it leaves out PostgreSQL's own work.
         "cpu_time": summarise_ms(cpu_durations),
@@ -245,10 +262,14 @@ def _time_calls(function: Callable[[], Any], repeat: int, after: Callable[[], No
 
 
 def measure_basket_functions(username: str, repeat: int) -> dict[str, Any]:
-    """Time basket_page() (page query and count) and basket_counts() (the menu), each in a fresh session."""
+    """Time basket_page() (page query and count) and the menu counts, each in a fresh session.
+
+    The menu counts are timed through compute_basket_counts(), which
+    basket_counts() calls when its per-user cache has no fresh entry.
+    """
     from app.configuration.operations import current_configuration
     from app.extensions import db
-    from app.mail.baskets import basket_counts, basket_page
+    from app.mail.baskets import basket_page, compute_basket_counts
 
     user = _user_context(username)
     configuration = current_configuration()
@@ -257,7 +278,7 @@ def measure_basket_functions(username: str, repeat: int) -> dict[str, Any]:
     page = _time_calls(
         lambda: basket_page(user, configuration, BASKET_ID, 1, page_size), repeat, db.session.remove
     )
-    menu = _time_calls(lambda: basket_counts(user, configuration), repeat, db.session.remove)
+    menu = _time_calls(lambda: compute_basket_counts(user, configuration), repeat, db.session.remove)
     return {"basket_page": summarise_ms(page), "basket_counts": summarise_ms(menu)}
 
 

@@ -88,6 +88,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
              "(the registrations of that run included).",
     )
     parser.add_argument(
+        "--database-url",
+        help="Measure the loaded database at this SQLAlchemy URL instead of the default benchmark database, "
+             "for example the one bench.baskets built; implies --reuse-database.",
+    )
+    parser.add_argument(
         "--time-limit-minutes", type=float, default=40,
         help="Stop the run when the load and the measurements together exceed this many minutes (default: 40).",
     )
@@ -101,6 +106,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--registrations must be 0 or more, got {args.registrations}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.database_url:
+        if not args.database_url.startswith(args.database):
+            parser.error(f"--database-url {args.database_url} is not a {args.database} URL")
+        args.reuse_database = True
     return args
 
 
@@ -163,7 +172,7 @@ def describe_database(url: str, backend: str, mails: int) -> dict[str, Any]:
                 ).scalar_one()
             else:
                 facts["server_version"] = connection.execute(sa.text("SELECT sqlite_version()")).scalar_one()
-                facts["size_bytes"] = sqlite_path(mails).stat().st_size
+                facts["size_bytes"] = Path(sa.engine.make_url(url).database or sqlite_path(mails)).stat().st_size
     finally:
         engine.dispose()
     return facts
@@ -243,7 +252,16 @@ def evaluate_targets(measurements: dict[str, Any]) -> list[dict[str, Any]]:
             "value": page_p95,
             "met": page_p95 <= TARGET_PAGE_P95_MS,
         })
-        for label, value in (("page", page_p95), ("basket_page()", functions_p95)):
+        pages = [("page", page_p95), ("basket_page()", functions_p95)]
+        uncached = page.get("timing_without_menu_cache")
+        if uncached:
+            checks.append({
+                "target": f"{username}: page, menu not cached, p95 <= {TARGET_PAGE_P95_MS} ms",
+                "value": uncached["p95_ms"],
+                "met": uncached["p95_ms"] <= TARGET_PAGE_P95_MS,
+            })
+            pages.append(("page, menu not cached,", uncached["p95_ms"]))
+        for label, value in pages:
             ratio = value / raw_p95 if raw_p95 else float("inf")
             checks.append({
                 "target": f"{username}: {label} p95 <= {TARGET_MAX_RATIO_TO_RAW_SQL:g} x raw SQL p95",
@@ -285,8 +303,10 @@ def format_report(results: dict[str, Any]) -> str:
         lines.append(f"{username} ({page['basket_total']} mails in the basket)")
         lines.append(f"  HTTP page                     {_timing_cells(page['timing'])}   {page['statements_per_request']} SQL statements")
         lines.append(f"  HTTP page, thread CPU time    {_timing_cells(page['cpu_time'])}")
+        if "timing_without_menu_cache" in page:
+            lines.append(f"  HTTP page, menu not cached    {_timing_cells(page['timing_without_menu_cache'])}")
         lines.append(f"  basket_page()                 {_timing_cells(functions['basket_page'])}")
-        lines.append(f"  basket_counts() (menu)        {_timing_cells(functions['basket_counts'])}")
+        lines.append(f"  menu counts, not cached       {_timing_cells(functions['basket_counts'])}")
         lines.append(f"  raw SQL count + select        {_timing_cells(raw['count_and_select'])}")
         lines.append(f"  raw SQL select                {_timing_cells(raw['select'])}")
         lines.append(f"  raw SQL count                 {_timing_cells(raw['count'])}")
@@ -318,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": describe_code(),
         "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
     }
-    url = database_url(args.database, args.mails, fresh=not args.reuse_database)
+    url = args.database_url or database_url(args.database, args.mails, fresh=not args.reuse_database)
     if not args.reuse_database:
         results["build"] = build_and_load(url, args, deadline)
     results["database"] = describe_database(url, args.database, args.mails)

@@ -1,13 +1,20 @@
-"""Flask-AppBuilder's security manager with login statistics written safely on SQLite."""
+"""Flask-AppBuilder's security manager: login statistics written safely on SQLite, permission checks read once per request."""
 
 from __future__ import annotations
 
 import datetime
 from typing import Any
 
+from flask import g, has_request_context
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import update
+from flask_appbuilder.security.sqla.models import (
+    Permission,
+    PermissionView,
+    User,
+    ViewMenu,
+    assoc_permissionview_role,
+)
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.db import run_in_write_transaction
@@ -15,6 +22,28 @@ from app.extensions import db
 
 
 class EstafetteSecurityManager(SecurityManager):
+    def exist_permission_on_roles(self, view_name: str, permission_name: str, role_ids: list[int]) -> bool:
+        """Check a permission against every grant of ``role_ids``, read in one query per request.
+
+        Flask-AppBuilder's own check runs one query per call, and rendering
+        the menu calls it for every menu entry of every page.
+        """
+        if not has_request_context():
+            return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        key = tuple(sorted(role_ids))
+        cache: dict[tuple[int, ...], frozenset[tuple[str, str]]] = g.setdefault("estafette_role_grants", {})
+        grants = cache.get(key)
+        if grants is None:
+            rows = db.session.execute(
+                select(ViewMenu.name, Permission.name)
+                .join(PermissionView, PermissionView.view_menu_id == ViewMenu.id)
+                .join(Permission, PermissionView.permission_id == Permission.id)
+                .join(assoc_permissionview_role, assoc_permissionview_role.c.permission_view_id == PermissionView.id)
+                .where(assoc_permissionview_role.c.role_id.in_(key))
+            )
+            grants = cache[key] = frozenset((view, permission) for view, permission in rows)
+        return (view_name, permission_name) in grants
+
     def update_user_auth_stat(self, user: Any, success: bool = True) -> None:
         """Count a login attempt in one short write transaction.
 

@@ -7,7 +7,7 @@ an opinion request exists exactly when the change that caused it does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask_appbuilder.security.sqla.models import User
@@ -28,6 +28,19 @@ class OpinionTarget:
     user_id: int | None
     department_id: int | None
     due_date: date | None
+
+
+@dataclass
+class DistributionTargets:
+    """The copy targets and pending opinion targets of one mail, as ("user" or "department", id) pairs.
+
+    Registration passes an empty one for the mail it has just inserted, and
+    add_copies and add_opinion_requests record in it what they add, so they
+    need not read the mail's entries back.
+    """
+
+    copies: set[tuple[str, int | None]] = field(default_factory=set)
+    pending_opinions: set[tuple[str, int | None]] = field(default_factory=set)
 
 
 def user_ids_by_username(usernames: list[str]) -> dict[str, int]:
@@ -75,22 +88,26 @@ def opinion_due_date(working_days: int, today: date, zone: str = "metropole") ->
 
 def add_copies(
     mail: Mail, user_ids: list[int], department_ids: list[int], requested_by_id: int | None,
-    now: datetime | None = None,
+    now: datetime | None = None, existing: DistributionTargets | None = None,
 ) -> list[DistributionEntry]:
     """Add copies for information and return the new entries.
 
-    The assignee, the handling department and targets already in copy are skipped.
+    The assignee, the handling department and targets already in copy are
+    skipped. Those already in copy are read from the database unless
+    ``existing`` holds them, in which case the new copies are added to it.
     """
-    existing = _existing_targets(mail.id, COPY)
+    in_copy = existing.copies if existing is not None else _existing_targets(mail.id, COPY)
     added = []
     for user_id in dict.fromkeys(user_ids):
-        if user_id == mail.assignee_id or ("user", user_id) in existing:
+        if user_id == mail.assignee_id or ("user", user_id) in in_copy:
             continue
+        in_copy.add(("user", user_id))
         added.append(DistributionEntry(mail_id=mail.id, role=COPY, user_id=user_id, requested_by_id=requested_by_id,
                                        requested_at=now or utcnow()))
     for department_id in dict.fromkeys(department_ids):
-        if department_id == mail.handling_department_id or ("department", department_id) in existing:
+        if department_id == mail.handling_department_id or ("department", department_id) in in_copy:
             continue
+        in_copy.add(("department", department_id))
         added.append(DistributionEntry(mail_id=mail.id, role=COPY, department_id=department_id,
                                        requested_by_id=requested_by_id, requested_at=now or utcnow()))
     db.session.add_all(added)
@@ -98,10 +115,14 @@ def add_copies(
 
 
 def add_opinion_requests(
-    mail: Mail, targets: list[OpinionTarget], requested_by_id: int | None, now: datetime | None = None
+    mail: Mail, targets: list[OpinionTarget], requested_by_id: int | None, now: datetime | None = None,
+    existing: DistributionTargets | None = None,
 ) -> list[DistributionEntry]:
-    """Ask each target for an opinion, unless an opinion of that target is still pending."""
-    pending = _existing_targets(mail.id, OPINION, pending_only=True)
+    """Ask each target for an opinion, unless an opinion of that target is still pending.
+
+    Pending opinions are read from the database unless ``existing`` contains them.
+    """
+    pending = existing.pending_opinions if existing is not None else _existing_targets(mail.id, OPINION, pending_only=True)
     added = []
     for target in targets:
         key = ("user", target.user_id) if target.user_id is not None else ("department", target.department_id)
@@ -132,14 +153,18 @@ def _existing_targets(mail_id: int, role: str, pending_only: bool = False) -> se
 
 
 def apply_model(
-    mail: Mail, model: DistributionListSpec, requested_by_id: int | None, today: date, now: datetime | None = None
+    mail: Mail, model: DistributionListSpec, requested_by_id: int | None, today: date, now: datetime | None = None,
+    existing: DistributionTargets | None = None,
 ) -> dict[str, list[str]]:
-    """Add the copies and opinion requests of ``model`` to ``mail``; return what was added, by username and code."""
+    """Add the copies and opinion requests of ``model`` to ``mail``; return what was added, by username and code.
+
+    ``existing`` is passed on to add_copies and add_opinion_requests.
+    """
     users = user_ids_by_username(model.copies.users + [item.user for item in model.opinions if item.user])
     codes = department_ids_by_code(model.copies.departments + [item.department for item in model.opinions if item.department])
     copies = add_copies(
         mail, [users[name] for name in model.copies.users if name in users],
-        [codes[code] for code in model.copies.departments if code in codes], requested_by_id, now,
+        [codes[code] for code in model.copies.departments if code in codes], requested_by_id, now, existing,
     )
     targets = [
         OpinionTarget(
@@ -150,7 +175,7 @@ def apply_model(
         for item in model.opinions
         if (item.user and item.user in users) or (item.department and item.department in codes)
     ]
-    opinions = add_opinion_requests(mail, targets, requested_by_id, now)
+    opinions = add_opinion_requests(mail, targets, requested_by_id, now, existing)
     return {"copies": [describe_target(entry) for entry in copies], "opinions": [describe_target(entry) for entry in opinions]}
 
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, union_all, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.dml import Update
 
@@ -35,6 +35,7 @@ from app.configuration.specs import MailTypeSpec, ReminderPlanSpec
 from app.core.db import run_in_write_transaction
 from app.core.types import utcnow
 from app.deadlines.calendar import BusinessCalendar, get_calendar
+from app.distribution.models import COPY, DistributionEntry
 from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
 from app.notifications.operations import NotificationCache, notify
@@ -101,19 +102,20 @@ def today_in_paris(now: datetime) -> date:
 
 def schedule_reminders(
     mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime, new_mail: bool = False
-) -> list[Reminder]:
+) -> int:
     """Replace the mail's pending reminders by those of its current due date, in the caller's transaction.
 
     Reminders already sent are kept. A step placed before today is skipped
     when it comes before or on the due date, because warning of a date
     already passed is noise. Steps after the due date and the late notice are
     kept even when their day has passed, and the next sweep sends them.
+    The rows are inserted by one executemany statement, and their number is returned.
     """
     # A mail registered in this transaction has no reminder to replace.
     if not new_mail:
         db.session.execute(delete(Reminder).where(Reminder.mail_id == mail.id, Reminder.state == "pending"))
     if mail.due_date is None or mail.status in configuration.closed_statuses:
-        return []
+        return 0
 
     plan = configuration.reminder_plans.get(spec.reminder_plan) if spec and spec.reminder_plan else None
     department = _handling_department(mail)
@@ -123,13 +125,11 @@ def schedule_reminders(
     for planned in plan_reminders(mail.due_date, plan, calendar):
         if planned.when != "after" and planned.remind_on < today:
             continue
-        rows.append(_reminder_row(mail, plan, planned, occurrence=1))
-    db.session.add_all(rows)
-    return rows
-
-
-def _reminder_row(mail: Mail, plan: ReminderPlanSpec | None, planned: PlannedReminder, occurrence: int) -> Reminder:
-    return Reminder(**_reminder_values(mail, plan, planned, occurrence))
+        rows.append(_reminder_values(mail, plan, planned, occurrence=1))
+    if rows:
+        # The table, not the entity: an ORM bulk insert would split the rows by which columns are null.
+        db.session.execute(insert(Reminder.__table__), rows)
+    return len(rows)
 
 
 def _reminder_values(mail: Mail, plan: ReminderPlanSpec | None, planned: PlannedReminder, occurrence: int) -> dict[str, Any]:
@@ -208,12 +208,48 @@ class Organisation:
         return list(self.heads.get(upwards[-1], [])) if upwards else []
 
 
-def resolve_recipients(mail: Mail, roles: Sequence[str], organisation: Organisation | None = None) -> list[int]:
+def copy_recipients(mail_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Return, for each mail, the active users it reached in copy, in one query.
+
+    These are the users in copy themselves and the members of the departments
+    in copy. Members of a department's sub-departments are left out, because
+    the visibility rule does not show them a copy sent to a department above
+    their own. Mails without a copy are absent from the result.
+    """
+    if not mail_ids:
+        return {}
+    ids = sorted(set(mail_ids))
+    users_in_copy = select(DistributionEntry.mail_id, DistributionEntry.user_id.label("user_id")).where(
+        DistributionEntry.mail_id.in_(ids), DistributionEntry.role == COPY, DistributionEntry.user_id.is_not(None)
+    )
+    members_in_copy = (
+        select(DistributionEntry.mail_id, UserDepartment.user_id.label("user_id"))
+        .join(UserDepartment, UserDepartment.department_id == DistributionEntry.department_id)
+        .where(DistributionEntry.mail_id.in_(ids), DistributionEntry.role == COPY)
+    )
+    targets = union_all(users_in_copy, members_in_copy).subquery()
+    rows = db.session.execute(
+        select(targets.c.mail_id, targets.c.user_id)
+        .join(User, User.id == targets.c.user_id)
+        .where(User.active.is_(True))
+        .distinct()
+        .order_by(targets.c.mail_id, targets.c.user_id)
+    )
+    found: dict[int, list[int]] = {}
+    for mail_id, user_id in rows:
+        found.setdefault(mail_id, []).append(user_id)
+    return found
+
+
+def resolve_recipients(
+    mail: Mail, roles: Sequence[str], organisation: Organisation | None = None,
+    copies: dict[int, list[int]] | None = None,
+) -> list[int]:
     """Turn recipient roles into user ids, falling back to the department heads when no role resolves.
 
-    The sweep passes the ``organisation`` it read once; without it, this reads the departments.
-    NOTE: "copies" resolves to nobody: the mail's distribution list (distribution_entry rows with
-    role copy) is not read here yet, so such a step falls back to the department heads.
+    The sweep passes the ``organisation`` it read once, and the ``copies`` of
+    its batch read by copy_recipients(); without them, this reads the
+    departments, and the mail's copies when a role requests them.
     """
     organisation = organisation or Organisation.load()
     department_id = mail.handling_department_id
@@ -225,6 +261,10 @@ def resolve_recipients(mail: Mail, roles: Sequence[str], organisation: Organisat
             found.extend(organisation.department_heads(department_id))
         elif role == "director":
             found.extend(organisation.director_ids(department_id))
+        elif role == "copies":
+            if copies is None:
+                copies = copy_recipients([mail.id])
+            found.extend(copies.get(mail.id, []))
     if not found:
         found = organisation.department_heads(department_id)
     return list(dict.fromkeys(found))
@@ -382,10 +422,10 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
         # A department was created after the sweep read them.
         sweep.organisation = Organisation.load()
     closed = sweep.configuration.closed_statuses
+    to_send = [row for row in rows if row.mail.status not in closed and row.mail.due_date == row.due_date]
+    copies = copy_recipients([row.mail_id for row in to_send if "copies" in row.recipient_roles])
     recipients = {
-        row.id: resolve_recipients(row.mail, row.recipient_roles, sweep.organisation)
-        for row in rows
-        if row.mail.status not in closed and row.mail.due_date == row.due_date
+        row.id: resolve_recipients(row.mail, row.recipient_roles, sweep.organisation, copies) for row in to_send
     }
     sweep.notifications.load(user_id for user_ids in recipients.values() for user_id in user_ids)
 

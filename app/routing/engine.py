@@ -8,6 +8,7 @@ the administration screen all call it, so they cannot disagree.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -154,9 +155,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _padded_fold(text: str) -> str:
+    # Every rule reads the same subject and declared phrases, so each text is folded once per process.
+    return f" {fold_for_match(text)} "
+
+
 def _contains_phrase(text: str | None, phrases: list[str]) -> tuple[bool, list[str]]:
-    folded = f" {fold_for_match(text or '')} "
-    found = [phrase for phrase in phrases if f" {fold_for_match(phrase)} " in folded]
+    folded = _padded_fold(text or "")
+    found = [phrase for phrase in phrases if _padded_fold(phrase) in folded]
     return bool(found), found
 
 

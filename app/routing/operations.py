@@ -15,22 +15,23 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
 
 from app.configuration.loader import Configuration
 from app.correspondents.models import Correspondent
 from app.distribution.operations import (
+    DistributionTargets,
     add_copies,
     apply_model,
     department_ids_by_code,
     department_model,
     describe_target,
-    is_member_of_tree,
     user_ids_by_username,
 )
 from app.extensions import db
 from app.mail.models import Mail
-from app.organisation.models import Department
+from app.organisation.models import Department, UserDepartment
 from app.routing.engine import PRIORITY_RANK, RoutingOutcome, SampleMail, route
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class RoutingPlan:
     assignee_id: int | None
     model_id: str | None
     notes: list[str] = field(default_factory=list)
+    # The active department of ``department`` as routing read it, and the assignee routing
+    # found in its tree, so that registration's checks do not read them again.
+    department_row: Department | None = None
+    routed_assignee_id: int | None = None
 
     def trace(self) -> dict[str, Any]:
         trace = self.outcome.trace()
@@ -90,15 +95,25 @@ def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any, departme
         wanted = model.assignee if model is not None else None
     if wanted is None or department is None:
         return None
-    user_id = user_ids_by_username([wanted]).get(wanted)
-    if user_id is None:
+    # One query: the active user of that name, and whether they belong to the department's tree.
+    member = (
+        select(UserDepartment.id)
+        .join(Department, Department.id == UserDepartment.department_id)
+        .where(UserDepartment.user_id == User.id, Department.path.startswith(department.path))
+        .exists()
+    )
+    found = db.session.execute(
+        select(User.id, member.label("is_member")).where(User.username == wanted, User.active.is_(True))
+    ).first()
+    if found is None:
         plan.notes.append(f"assignee {wanted} unknown or inactive: left empty")
         log.warning("routing names assignee %s, who is unknown or inactive", wanted)
         return None
-    if not is_member_of_tree(user_id, department):
+    if not found.is_member:
         plan.notes.append(f"assignee {wanted} is not in {department.code}: left empty")
         return None
-    return user_id
+    plan.routed_assignee_id = found.id
+    return int(found.id)
 
 
 def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan:
@@ -126,7 +141,9 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
     else:
         rule_assignee = outcome.assignee if rules_chose_department else None
         wanted = rule_assignee or (model.assignee if model else None)
-        plan.assignee_id = _routed_assignee(plan, wanted, model, _department_row(department_code))
+        if wanted is not None:
+            plan.department_row = _department_row(department_code)
+        plan.assignee_id = _routed_assignee(plan, wanted, model, plan.department_row)
 
     priority = registration.priority
     if outcome.priority and PRIORITY_RANK.get(outcome.priority, 0) > PRIORITY_RANK.get(priority, 0):
@@ -138,18 +155,24 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
 
 
 def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, actor_id: int | None,
-                  today: date) -> dict[str, Any]:
-    """Add the routed copies and the model's copies and opinions to the new mail; return the trace to store."""
+                  today: date, new_mail: bool = False) -> dict[str, Any]:
+    """Add the routed copies and the model's copies and opinions to the mail; return the trace to store.
+
+    ``new_mail`` is true when the mail was inserted in this transaction and has
+    no distribution entry yet, so the entries already present are not read.
+    """
+    # Filled by add_copies and add_opinion_requests, so the model's entries skip the routed ones.
+    existing = DistributionTargets() if new_mail else None
     users = user_ids_by_username(plan.outcome.copy_users)
     codes = department_ids_by_code(plan.outcome.copy_departments)
     for name in plan.outcome.copy_users:
         if name not in users:
             plan.notes.append(f"copy to {name} skipped: unknown or inactive user")
-    copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id)
+    copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id, existing=existing)
     added = {"copies": [describe_target(entry) for entry in copies], "opinions": []}
     model = configuration.distribution_lists.get(plan.model_id) if plan.model_id else None
     if model is not None:
-        from_model = apply_model(mail, model, actor_id, today)
+        from_model = apply_model(mail, model, actor_id, today, existing=existing)
         added["copies"] += from_model["copies"]
         added["opinions"] += from_model["opinions"]
     trace = plan.trace()

@@ -121,6 +121,29 @@ def test_direction_basket_keeps_visibility(app_context):
     assert other_service not in _basket_ids("chef.sejour", "my_direction")
 
 
+def test_direction_beyond_departments_split(app_context):
+    # DMI-SN lies in the head of DMI-SSE's directorate but outside his departments, so the
+    # basket tests the whole rule there and confidentiality alone inside DMI-SSE.
+    chief = user_context("chef.sejour")
+    inside_plain = _complaint(department="DMI-SSE-BRT")
+    inside_confidential = _complaint(department="DMI-SSE-BPT", confidential=True, assignee="sejour")
+    inside_confidential_copied = _complaint(department="DMI-SSE-BPT", confidential=True, assignee="sejour")
+    _act("sejour", inside_confidential_copied, "copy", copy_user_ids=[chief.user_id])
+    outside_plain = _complaint(department="DMI-SN")
+    outside_copied_to_chief = _complaint(department="DMI-SN", assignee="naturalisation")
+    _act("naturalisation", outside_copied_to_chief, "copy", copy_user_ids=[chief.user_id])
+    outside_copied_to_service = _complaint(department="DMI-SN", assignee="naturalisation")
+    _act("naturalisation", outside_copied_to_service, "copy", copy_departments=["DMI-SSE"])
+
+    listed = _basket_ids("chef.sejour", "my_direction")
+
+    assert sorted(listed) == sorted(
+        [inside_plain, inside_confidential_copied, outside_copied_to_chief, outside_copied_to_service]
+    )
+    assert inside_confidential not in listed
+    assert outside_plain not in listed
+
+
 @pytest.mark.parametrize(("username", "status"), [("chef.sejour", 200), ("sejour", 404), ("courrier", 404)])
 def test_direction_basket_hidden_from_agents(client_as, username, status):
     client = client_as(username)

@@ -8,6 +8,7 @@ import pytest
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select, update
 
+from app.core.db import run_in_write_transaction
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.correspondents.operations import CorrespondentInput
 from app.deadlines.calendar import get_calendar
@@ -17,10 +18,12 @@ from app.deadlines.operations import (
     implicit_decision_for,
     record_documents_received,
 )
+from app.distribution.operations import add_copies
 from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import Registration, register_mail
 from app.notifications.models import Notification
+from app.organisation.models import Department
 from app.reminders.models import Reminder
 from app.reminders.operations import due_time, resolve_recipients, send_due_reminders
 from app.scheduler.models import ScheduledJob
@@ -197,7 +200,47 @@ def test_recipients_department_head_and_director(app_context):
     assert resolve_recipients(mail, ["department_head"]) == [user_id("chef.sejour")]
     assert resolve_recipients(mail, ["assignee", "department_head"]) == [user_id("sejour"), user_id("chef.sejour")]
     assert resolve_recipients(mail, ["director"]) == [user_id("chef.sejour")]
+    # Without copies, a step for copies falls back to the department head.
     assert resolve_recipients(mail, ["copies"]) == [user_id("chef.sejour")]
+
+
+def _copy_to_users_and_cab(mail: Mail) -> None:
+    """Copy the mail to two users and to the cabinet (CAB), as a redirect with copies would."""
+    cab = db.session.execute(select(Department.id).where(Department.code == "CAB")).scalar_one()
+    users = [user_id("subventions"), user_id("legalite")]
+    run_in_write_transaction(lambda: add_copies(db.session.get(Mail, mail.id), users, [cab], None), "copy for the test")
+
+
+def test_recipients_copies_users_and_members(app_context):
+    mail = register()
+    _copy_to_users_and_cab(mail)
+    db.session.execute(update(User).where(User.username == "legalite").values(active=False))
+    db.session.commit()
+    try:
+        recipients = resolve_recipients(mail, ["copies"])
+    finally:
+        # The demo users outlive this test.
+        db.session.execute(update(User).where(User.username == "legalite").values(active=True))
+        db.session.commit()
+
+    # The member of CAB is a recipient. cabinet belongs to its sub-department CAB-BRE, which the
+    # visibility rule does not show a copy sent to CAB. The inactive user in copy is left out.
+    assert sorted(recipients) == sorted([user_id("subventions"), user_id("directeur.cabinet")])
+    assert len(recipients) == len(set(recipients))
+    assert resolve_recipients(mail, ["assignee", "copies"])[0] == user_id("sejour")
+
+
+def test_sweep_sends_copies_step_to_copies(app_context):
+    mail = register()
+    _copy_to_users_and_cab(mail)
+    first = reminders(mail.id)[0]
+    db.session.execute(update(Reminder).where(Reminder.id == first.id).values(recipient_roles=["copies"]))
+    db.session.commit()
+
+    send_due_reminders(after(first.remind_on))
+
+    notified = db.session.execute(select(Notification.user_id).where(Notification.event == "reminder_due")).scalars().all()
+    assert sorted(notified) == sorted([user_id("subventions"), user_id("legalite"), user_id("directeur.cabinet")])
 
 
 def test_unassigned_mail_reminds_department_head(app_context):

@@ -1,0 +1,108 @@
+"""A short per-user cache of the menu's basket counts, emptied by every write committed in this process.
+
+Every portal page shows the count of each basket the user may open, and
+computing them costs about as much as the page itself. The counts are kept
+for ``MENU_COUNTS_CACHE_SECONDS`` (10 by default, 0 turns the cache off) per
+user, configuration version and day. Any committed transaction of this
+process that inserted, updated or deleted rows empties the whole cache,
+because one write may change the baskets of many users. Writes made by other
+processes (other web workers, the scheduler) show in the menu once the entry
+expires. The basket page itself always counts its own mail exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from app.organisation.context import UserContext
+
+DEFAULT_TTL_SECONDS = 10.0
+# Entries kept before the expired ones are dropped. One entry takes a few hundred bytes.
+MAX_ENTRIES = 5000
+_WROTE_KEY = "estafette_menu_counts_wrote"
+
+_lock = threading.Lock()
+_entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+
+def _ttl_seconds() -> float:
+    if not has_app_context():
+        return 0.0
+    return float(current_app.config.get("MENU_COUNTS_CACHE_SECONDS", DEFAULT_TTL_SECONDS))
+
+
+def _key(user: UserContext, configuration_version: int | None, today: date) -> tuple[Any, ...]:
+    # Everything of the user's context that a basket's filter or the visibility rule reads.
+    return (
+        user.user_id, user.permissions, user.department_ids, user.scope_department_ids,
+        user.primary_department_id, configuration_version, today,
+    )
+
+
+def cached_counts(
+    user: UserContext, configuration_version: int | None, today: date, compute: Callable[[], Any]
+) -> Any:
+    """Return the counts stored for ``user`` if they are younger than the TTL, else ``compute()`` and store them."""
+    ttl = _ttl_seconds()
+    if ttl <= 0:
+        return compute()
+    key = _key(user, configuration_version, today)
+    now = time.monotonic()
+    entry = _entries.get(key)
+    if entry is not None and now - entry[0] < ttl:
+        return entry[1]
+
+    counts = compute()
+    with _lock:
+        if len(_entries) >= MAX_ENTRIES:
+            for stale in [item for item, (stored_at, _) in _entries.items() if now - stored_at >= ttl]:
+                del _entries[stale]
+            if len(_entries) >= MAX_ENTRIES:
+                _entries.clear()
+        _entries[key] = (now, counts)
+    return counts
+
+
+def forget_all_counts() -> None:
+    with _lock:
+        _entries.clear()
+
+
+def _note_orm_write(session: Session, _flush_context: Any) -> None:
+    session.info[_WROTE_KEY] = True
+
+
+def _note_statement_write(state: ORMExecuteState) -> None:
+    # Anything but a SELECT counts as a write, textual SQL included, since its kind is unknown.
+    if not state.is_select:
+        state.session.info[_WROTE_KEY] = True
+
+
+def _forget_after_commit(session: Session) -> None:
+    if session.info.pop(_WROTE_KEY, False):
+        forget_all_counts()
+
+
+def _reset_after_rollback(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_WROTE_KEY, None)
+
+
+def install_menu_counts_invalidation() -> None:
+    """Listen to the writes and commits of every ORM session. Calling it again adds nothing."""
+    listeners = (
+        ("after_flush", _note_orm_write),
+        ("do_orm_execute", _note_statement_write),
+        ("after_commit", _forget_after_commit),
+        ("after_soft_rollback", _reset_after_rollback),
+    )
+    for name, listener in listeners:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
