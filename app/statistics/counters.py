@@ -1,0 +1,466 @@
+"""Exact statistics counters, kept up to date in the transaction that changes a mail.
+
+Each mail contributes to a few counter rows (``contributions``). It counts as
+received on its arrival day, and as processed on its Europe/Paris closing
+day with its processing time in working days. Its first-assignment delay, the
+fate of its first acknowledgement of receipt, its attachments and, while it is
+open, the backlog have their own rows. Period measures are counted twice, per
+day and per month, so that a dashboard reads whole months from month rows and
+only the edge days from day rows.
+
+``MailStatistics`` stores what each mail contributed. The listeners note
+every mail whose row, attachments, correspondents, documents or history a
+flush touched. Just before the commit they recompute those mails' facts and
+apply the difference to the counters on the session's connection, so the
+counters commit or roll back with the change. Writes made with SQL statements
+(bulk loads, ``update(Mail)``) bypass the listeners: run ``flask statistics
+rebuild`` after them, or call ``invalidate_counters`` so that the dashboard
+computes from the mail rows until the rebuild.
+
+The values follow the definitions of ``app.statistics.operations``, which
+computes the same figures from the mail rows (the live path) and is used
+whenever the counters cannot give an exact figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Boolean, Date, bindparam, delete, event, func, insert, literal, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from app.attachments.models import Attachment
+from app.configuration.loader import Configuration
+from app.core.types import utcnow
+from app.deadlines.calendar import get_calendar
+from app.documents.models import Document
+from app.mail.models import HistoryEntry, Mail, MailCorrespondent
+from app.organisation.models import Department
+from app.statistics.models import DAY, MONTH, MailStatistics, StatisticsCount, StatisticsState
+
+log = logging.getLogger("estafette.statistics")
+
+# Fates of the first acknowledgement of receipt, in MailStatistics.acknowledgement and the counters' flag.
+NOT_SENT, IN_TIME, LATE = 0, 1, 2
+# Processed mail, in the counters' flag: no due date, closed on or before it, closed after it.
+NO_DUE_DATE, WITHIN_DUE, AFTER_DUE = 0, 1, 2
+# Action operations that may change the assignee (they record from/to_assignee_id).
+ASSIGNING_OPERATIONS = ("qualify", "assign", "redirect")
+STATE_ID = 1
+_FINGERPRINT_CACHE: dict[str, tuple[Configuration, dict[str, Any]]] = {}
+# Version of the counter rows written by ``contributions``: a change of it makes stored counters unusable until a rebuild.
+COUNTER_FORMAT = 1
+# Rollup rows: ANY in place of the mail type, category or channel, ALL_DEPARTMENTS in place of the department.
+ANY = "*"
+ALL_DEPARTMENTS = 0
+# Ids of the mails changed in the session's current transaction, kept in Session.info until the commit.
+PENDING_KEY = "statistics_pending_mail_ids"
+# Ids of the mails inserted in that transaction, which have no stored facts to subtract.
+INSERTED_KEY = "statistics_inserted_mail_ids"
+BATCH_SIZE = 2000
+COUNTER_KEY = ("measure", "granularity", "day", "department_id", "mail_type", "category", "channel", "confidential",
+               "assignee_id", "value", "flag")
+
+
+@dataclass(frozen=True)
+class MailFacts:
+    """The stored facts of one mail, as in MailStatistics."""
+
+    mail_id: int
+    arrival_date: date
+    department_id: int
+    mail_type: str
+    category: str
+    channel: str
+    confidential: bool
+    assignee_id: int
+    is_open: bool
+    due_date: date | None
+    closed_on: date | None
+    processing_days: int | None
+    first_assignment_days: int | None
+    acknowledgement: int | None
+    attachments: int
+
+
+FACT_COLUMNS = tuple(item.name for item in fields(MailFacts))
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def contributions(facts: MailFacts) -> Counter[tuple[Any, ...]]:
+    """Return the counter keys one mail adds to, with the amount added to each.
+
+    Besides the row with every dimension, most measures also count the mail
+    in rollup rows (``ANY`` in place of the mail type, category and possibly
+    channel, ``ALL_DEPARTMENTS`` in place of the department), which the
+    dashboard reads when the filter does not need those dimensions.
+    """
+    added: Counter[tuple[Any, ...]] = Counter()
+    dims = (facts.department_id, facts.mail_type, facts.category, facts.channel, facts.confidential)
+    by_channel = (facts.department_id, ANY, ANY, facts.channel, facts.confidential)
+    by_department = (facts.department_id, ANY, ANY, ANY, facts.confidential)
+    whole = (ALL_DEPARTMENTS, ANY, ANY, ANY, False)
+    rollups = {
+        "received": [by_channel], "attachments": [by_channel], "processed": [by_department, whole],
+        "distribution": [by_department, whole], "acknowledgement": [],
+    }
+
+    def period(measure: str, day: date, value: int = 0, flag: int = 0, amount: int = 1) -> None:
+        for key in (dims, *rollups[measure]):
+            added[(measure, DAY, day, *key, 0, value, flag)] += amount
+            added[(measure, MONTH, month_start(day), *key, 0, value, flag)] += amount
+
+    arrival = facts.arrival_date
+    period("received", arrival, flag=int(facts.assignee_id == 0))
+    if facts.attachments:
+        period("attachments", arrival, amount=facts.attachments)
+    if facts.closed_on is not None and facts.processing_days is not None:
+        if facts.due_date is None:
+            due = NO_DUE_DATE
+        else:
+            due = WITHIN_DUE if facts.closed_on <= facts.due_date else AFTER_DUE
+        period("processed", facts.closed_on, value=facts.processing_days, flag=due)
+    if facts.first_assignment_days is not None:
+        period("distribution", arrival, value=facts.first_assignment_days)
+    if facts.acknowledgement is not None:
+        period("acknowledgement", arrival, flag=facts.acknowledgement)
+    if facts.is_open:
+        # The backlog is a state, not a period: one row per arrival day, with the due date as an ordinal (0: none).
+        due_ordinal = facts.due_date.toordinal() if facts.due_date else 0
+        for key in (dims, by_department):
+            added[("backlog", DAY, arrival, *key, facts.assignee_id, due_ordinal, 0)] += 1
+    return added
+
+
+# --- Computing the facts of mails ---------------------------------------------------------
+
+
+def assigning_events(configuration: Configuration) -> list[str]:
+    return sorted(key for key, action in configuration.actions.items() if action.operation in ASSIGNING_OPERATIONS)
+
+
+def open_statuses(configuration: Configuration) -> list[str]:
+    return sorted(set(configuration.statuses) - configuration.closed_statuses)
+
+
+def cached_fingerprint(connection: Connection, configuration: Configuration) -> dict[str, Any]:
+    """Return ``fingerprint`` for this configuration, computed once per configuration object.
+
+    Department calendars change only when a configuration is applied, which
+    creates a new configuration object.
+    """
+    cached = _FINGERPRINT_CACHE.get("last")
+    if cached is not None and cached[0] is configuration:
+        return cached[1]
+    value = fingerprint(connection, configuration)
+    _FINGERPRINT_CACHE["last"] = (configuration, value)
+    return value
+
+
+def fingerprint(connection: Connection, configuration: Configuration) -> dict[str, Any]:
+    """Return what the facts depend on: the counters' format, open statuses, assigning events, department calendars."""
+    calendars = connection.execute(select(Department.id, Department.calendar).order_by(Department.id)).all()
+    return {
+        "format": COUNTER_FORMAT,
+        "open_statuses": open_statuses(configuration),
+        "assigning_events": assigning_events(configuration),
+        "calendars": {str(department_id): zone for department_id, zone in calendars},
+    }
+
+
+def first_assignment_at(created_at: Any, assignee_id: int | None, entries: list[tuple[Any, dict[str, Any]]]) -> Any:
+    """Return when the mail first had an assignee, from its assigning history entries in order; None if never.
+
+    A mail whose first change of assignee starts from someone was assigned at
+    registration (by the agent or a routing rule), as is a mail that has an
+    assignee and no change at all.
+    """
+    for at, details in entries:
+        if "from_assignee_id" not in details:
+            continue
+        if details["from_assignee_id"] is not None:
+            return created_at
+        if details.get("to_assignee_id") is not None:
+            return at
+    return created_at if assignee_id is not None else None
+
+
+def acknowledgement_fate(arrival: date, sent_on: date | None, days: int) -> int:
+    """Return NOT_SENT, IN_TIME or LATE; whether a mail not sent is missing or pending depends on the day of the dashboard."""
+    if sent_on is None:
+        return NOT_SENT
+    return IN_TIME if (sent_on - arrival).days <= days else LATE
+
+
+@functools.lru_cache(maxsize=8)
+def _facts_statement(events: tuple[str, ...]) -> Any:
+    """Build, once per list of assigning events, the statement reading the facts of the mails ``:mail_ids``.
+
+    The mail's documents, correspondents, attachments and assigning history are
+    read as subqueries of the same statement, so a batch of mails costs one statement.
+    """
+    first_sent = select(func.min(Document.sent_at)).where(
+        Document.mail_id == Mail.id, Document.kind == "acknowledgement", Document.state == "sent",
+        Document.sent_at.is_not(None),
+    ).scalar_subquery()
+    has_sender = select(MailCorrespondent.id).where(
+        MailCorrespondent.mail_id == Mail.id, MailCorrespondent.role == "sender"
+    ).exists()
+    attachment_count = select(func.count()).select_from(Attachment).where(Attachment.mail_id == Mail.id).scalar_subquery()
+    assigning_count = (
+        select(func.count()).select_from(HistoryEntry)
+        .where(HistoryEntry.mail_id == Mail.id, HistoryEntry.event.in_(events)).scalar_subquery()
+        if events else literal(0)
+    )
+    return (
+        select(Mail.id, Mail.arrival_date, Mail.handling_department_id, Mail.mail_type, Mail.category, Mail.channel,
+               Mail.confidential, Mail.assignee_id, Mail.status, Mail.due_date, Mail.created_at, Mail.closed_at,
+               Department.calendar, first_sent.label("first_sent"), has_sender.label("has_sender"),
+               attachment_count.label("attachments"), assigning_count.label("assigning"))
+        .join(Department, Department.id == Mail.handling_department_id)
+        .where(Mail.id.in_(bindparam("mail_ids", expanding=True)))
+    )
+
+
+def compute_facts(connection: Connection, mail_ids: list[int], configuration: Configuration) -> dict[int, MailFacts]:
+    """Compute the facts of ``mail_ids`` from the mail rows and their history; a mail that no longer exists is absent."""
+    from app.mail.operations import PARIS
+    from app.statistics.operations import ACKNOWLEDGEMENT_DAYS
+
+    if not mail_ids:
+        return {}
+    events = assigning_events(configuration)
+    rows = connection.execute(_facts_statement(tuple(events)), {"mail_ids": list(mail_ids)}).all()
+    if not rows:
+        return {}
+    entries: dict[int, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
+    assigned = [row.id for row in rows if row.assigning]
+    if assigned:
+        for mail_id, at, details in connection.execute(
+            select(HistoryEntry.mail_id, HistoryEntry.at, HistoryEntry.details)
+            .where(HistoryEntry.mail_id.in_(assigned), HistoryEntry.event.in_(events))
+            .order_by(HistoryEntry.at, HistoryEntry.id)
+        ):
+            entries[mail_id].append((at, details or {}))
+
+    opened = set(open_statuses(configuration))
+    result: dict[int, MailFacts] = {}
+    for row in rows:
+        calendar = get_calendar(row.calendar)
+        closed_on = row.closed_at.astimezone(PARIS).date() if row.closed_at is not None else None
+        first = first_assignment_at(row.created_at, row.assignee_id, entries.get(row.id, []))
+        sent_at = row.first_sent
+        result[row.id] = MailFacts(
+            mail_id=row.id, arrival_date=row.arrival_date, department_id=row.handling_department_id,
+            mail_type=row.mail_type, category=row.category, channel=row.channel, confidential=bool(row.confidential),
+            assignee_id=row.assignee_id or 0, is_open=row.status in opened, due_date=row.due_date,
+            closed_on=closed_on,
+            processing_days=calendar.count_working_days(row.arrival_date, closed_on) if closed_on else None,
+            first_assignment_days=(
+                calendar.count_working_days(row.arrival_date, first.astimezone(PARIS).date()) if first is not None else None
+            ),
+            acknowledgement=(
+                acknowledgement_fate(row.arrival_date, sent_at.astimezone(PARIS).date() if sent_at else None,
+                                     ACKNOWLEDGEMENT_DAYS)
+                if row.has_sender else None
+            ),
+            attachments=int(row.attachments or 0),
+        )
+    return result
+
+
+def _stored_facts(connection: Connection, mail_ids: list[int]) -> dict[int, MailFacts]:
+    columns = [getattr(MailStatistics, name) for name in FACT_COLUMNS]
+    rows = connection.execute(select(*columns).where(MailStatistics.mail_id.in_(mail_ids))).all()
+    return {row[0]: MailFacts(*row) for row in rows}
+
+
+# --- Writing counters ----------------------------------------------------------------------
+
+
+# The same statement on SQLite (3.24 or later) and PostgreSQL. Written as text because SQLAlchemy compiled
+# the on_conflict_do_update() construct again at each execution, which doubled the cost of a registration.
+UPSERT_COUNT = text(
+    f"INSERT INTO statistics_count ({', '.join(COUNTER_KEY)}, count) "
+    f"VALUES ({', '.join(':' + name for name in COUNTER_KEY)}, :count) "
+    f"ON CONFLICT ({', '.join(COUNTER_KEY)}) DO UPDATE SET count = statistics_count.count + excluded.count"
+).bindparams(bindparam("day", type_=Date()), bindparam("confidential", type_=Boolean()))
+
+
+def _add_to_counters(connection: Connection, amounts: Counter[tuple[Any, ...]]) -> None:
+    """Add ``amounts`` to the counter rows, creating missing rows (an upsert on the primary key)."""
+    rows = [dict(zip(COUNTER_KEY, key, strict=True), count=amount) for key, amount in amounts.items() if amount]
+    if not rows:
+        return
+    for start in range(0, len(rows), BATCH_SIZE):
+        connection.execute(UPSERT_COUNT, rows[start:start + BATCH_SIZE])
+
+
+def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration: Configuration,
+                  inserted: Iterable[int] = ()) -> None:
+    """Recompute the facts of ``mail_ids`` and apply the difference to the counters.
+
+    ``inserted`` names mails inserted in the current transaction, which have no stored facts yet.
+    """
+    ordered = sorted(set(mail_ids))
+    new = set(inserted)
+    for start in range(0, len(ordered), BATCH_SIZE):
+        batch = ordered[start:start + BATCH_SIZE]
+        stored = [mail_id for mail_id in batch if mail_id not in new]
+        before = _stored_facts(connection, stored) if stored else {}
+        after = compute_facts(connection, batch, configuration)
+        changed = [mail_id for mail_id in batch if before.get(mail_id) != after.get(mail_id)]
+        if not changed:
+            continue
+        amounts: Counter[tuple[Any, ...]] = Counter()
+        for mail_id in changed:
+            if mail_id in after:
+                amounts.update(contributions(after[mail_id]))
+            if mail_id in before:
+                amounts.subtract(contributions(before[mail_id]))
+        _add_to_counters(connection, amounts)
+        replaced = [mail_id for mail_id in changed if mail_id in before]
+        if replaced:
+            connection.execute(delete(MailStatistics.__table__).where(MailStatistics.mail_id.in_(replaced)))
+        new_rows = [dict(zip(FACT_COLUMNS, astuple(after[mail_id]), strict=True)) for mail_id in changed if mail_id in after]
+        if new_rows:
+            connection.execute(insert(MailStatistics.__table__), new_rows)
+
+
+def read_state(connection: Connection) -> dict[str, Any] | None:
+    """Return the fingerprint the counters were built with, {} for an empty register not yet written, None if invalid."""
+    row = connection.execute(select(StatisticsState.fingerprint).where(StatisticsState.id == STATE_ID)).first()
+    if row is None:
+        return None
+    return row[0] or {}
+
+
+def invalidate_counters(connection: Connection, reason: str) -> None:
+    """Mark the counters as not matching the mail rows: the dashboard computes from the rows until a rebuild."""
+    deleted = connection.execute(delete(StatisticsState.__table__).where(StatisticsState.id == STATE_ID)).rowcount
+    if deleted:
+        log.warning("statistics counters invalidated (%s): the dashboard reads the mail rows until "
+                    "`flask statistics rebuild` runs", reason)
+
+
+def _write_state(connection: Connection, state: dict[str, Any]) -> None:
+    connection.execute(delete(StatisticsState.__table__).where(StatisticsState.id == STATE_ID))
+    connection.execute(insert(StatisticsState.__table__).values(id=STATE_ID, fingerprint=state, built_at=utcnow()))
+
+
+def rebuild_counters(connection: Connection, configuration: Configuration) -> int:
+    """Recompute every mail's facts and every counter from the mail rows; return the number of mails.
+
+    Runs in the caller's transaction. On PostgreSQL it locks the mail table
+    against writes until the commit, so that no mail changes between the read
+    and the write of its counts.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE mail IN SHARE MODE")
+    connection.execute(delete(StatisticsCount.__table__))
+    connection.execute(delete(MailStatistics.__table__))
+    total = 0
+    amounts: Counter[tuple[Any, ...]] = Counter()
+    last_id = 0
+    while True:
+        batch = list(connection.execute(
+            select(Mail.id).where(Mail.id > last_id).order_by(Mail.id).limit(BATCH_SIZE * 5)
+        ).scalars())
+        if not batch:
+            break
+        last_id = batch[-1]
+        facts = compute_facts(connection, batch, configuration)
+        for item in facts.values():
+            amounts.update(contributions(item))
+        connection.execute(insert(MailStatistics.__table__),
+                           [dict(zip(FACT_COLUMNS, astuple(item), strict=True)) for item in facts.values()])
+        total += len(facts)
+    _add_to_counters(connection, amounts)
+    _write_state(connection, fingerprint(connection, configuration))
+    log.info("statistics counters rebuilt from %s mails, %s counter rows", total, len(amounts))
+    return total
+
+
+# --- The flush listener ------------------------------------------------------------------------
+
+
+def _mail_ids_of(instance: Any) -> set[int]:
+    from sqlalchemy import inspect
+
+    if isinstance(instance, Mail):
+        return {instance.id}
+    if isinstance(instance, (HistoryEntry, Document, Attachment, MailCorrespondent)):
+        ids = {instance.mail_id}
+        # A row moved to another mail changes the old one too.
+        ids.update(inspect(instance).attrs["mail_id"].history.deleted or ())
+        return {mail_id for mail_id in ids if mail_id is not None}
+    return set()
+
+
+def _collect_after_flush(session: Session, _flush_context: Any) -> None:
+    pending: set[int] = session.info.setdefault(PENDING_KEY, set())
+    inserted: set[int] = session.info.setdefault(INSERTED_KEY, set())
+    for instances in (session.new, session.dirty, session.deleted):
+        for instance in instances:
+            pending |= _mail_ids_of(instance)
+    inserted.update(instance.id for instance in session.new if isinstance(instance, Mail))
+
+
+def _refresh_before_commit(session: Session) -> None:
+    """Apply the changed mails' facts to the counters, in the transaction that commits them.
+
+    This runs before the commit and not after each flush because reading the
+    configuration may itself flush the session.
+    """
+    session.flush()
+    mail_ids = session.info.pop(PENDING_KEY, set())
+    inserted = session.info.pop(INSERTED_KEY, set())
+    if not mail_ids:
+        return
+    from app.configuration.operations import current_configuration
+
+    connection = session.connection()
+    state = read_state(connection)
+    if state is None:
+        # The counters are already invalid; the rebuild recomputes every mail.
+        return
+    configuration = current_configuration()
+    current = cached_fingerprint(connection, configuration)
+    if not state:
+        _write_state(connection, current)
+    elif state != current:
+        invalidate_counters(connection, "the configuration changed: open statuses, assigning actions or calendars")
+        return
+    refresh_mails(connection, mail_ids, configuration, inserted)
+
+
+def _forget_pending(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(PENDING_KEY, None)
+        session.info.pop(INSERTED_KEY, None)
+
+
+def install_statistics_listener() -> None:
+    """Register the listeners on every ORM session, once per process whatever the number of applications."""
+    if not event.contains(Session, "after_flush", _collect_after_flush):
+        event.listen(Session, "after_flush", _collect_after_flush)
+        event.listen(Session, "before_commit", _refresh_before_commit)
+        event.listen(Session, "after_transaction_end", _forget_pending)
+
+
+def usable_counters(connection: Connection, configuration: Configuration) -> bool:
+    """Return whether the counters match the mail rows and the current configuration."""
+    state = read_state(connection)
+    if state is None:
+        return False
+    return not state or state == cached_fingerprint(connection, configuration)
