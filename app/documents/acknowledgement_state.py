@@ -16,7 +16,7 @@ They are written in the transaction of every change that can alter them:
 - migration 0013 filled the columns of the mail registered before it.
 
 A bulk UPDATE of ``document`` or ``mail_correspondent`` rows goes round the
-listener: whoever writes one must call ``refresh_acknowledgement_state``.
+listener: code that writes one must call ``refresh_acknowledgement_state``.
 """
 
 from __future__ import annotations
@@ -145,8 +145,9 @@ def _refresh_before_commit(session: Session) -> None:
 
     types = types_needing_acknowledgement(current_configuration())
     refresh_acknowledgement_state(session.connection(), changed, types)
-    for key, instance in list(session.identity_map.items()):
-        if key[0] is Mail and instance.id in changed:
+    for state in list(session.identity_map.all_states()):
+        instance = state.obj()
+        if isinstance(instance, Mail) and state.identity is not None and state.identity[0] in changed:
             session.expire(instance, ["acknowledgement_pending", "acknowledged_at"])
 
 

@@ -28,6 +28,9 @@ class Document(Model):
     __tablename__ = "document"
     __table_args__ = (
         Index("ix_document_kind_state", "kind", "state"),
+        # A mail's sent ARs by sender, for its AR state (migration 0013). Without it SQLite, which has no
+        # statistics, reads them through ix_document_kind_state: every sent AR of the register per mail.
+        Index("ix_document_mail_kind_state", "mail_id", "kind", "state", "correspondent_id", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -15,6 +15,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -49,7 +51,21 @@ class Mail(Model):
             "created_by_id", "assignee_id", "initiating_department_id",
         ),
         Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
-        Index("ix_mail_created_by", "created_by_id", "arrival_date"),
+        # "Registered by me": its status filter, count and sorted page ids come from the index alone (migration 0011).
+        Index("ix_mail_created_by", "created_by_id", "arrival_date", "id", "status"),
+        # Acknowledgement baskets (migration 0013): partial indexes of the mail concerned only. Every column
+        # the baskets test by equality comes first, the state or the type included, so that SQLite, which
+        # has no statistics, prefers them to the indexes of every mail; then the sort and the visibility columns.
+        Index(
+            "ix_mail_acknowledgement_pending", "acknowledgement_pending", "handling_department_id", "status",
+            "confidential", "arrival_date", "id", "created_by_id", "assignee_id", "initiating_department_id",
+            sqlite_where=text("acknowledgement_pending = 1"), postgresql_where=text("acknowledgement_pending"),
+        ),
+        Index(
+            "ix_mail_acknowledged", "mail_type", "handling_department_id", "status", "confidential", "arrival_date",
+            "id", "created_by_id", "assignee_id", "initiating_department_id", "acknowledged_at",
+            sqlite_where=text("acknowledged_at IS NOT NULL"), postgresql_where=text("acknowledged_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -76,6 +92,10 @@ class Mail(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     # Set by the close actions, cleared on reopening.
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Acknowledgement of receipt state, kept by app/documents/acknowledgement_state.py in the transaction
+    # of every change: a sender still waits for an AR the type needs, and when the latest AR was sent.
+    acknowledgement_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Optimistic lock: concurrent updates of the same mail fail instead of overwriting.
     row_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
