@@ -124,6 +124,12 @@ class BaseConfig:
     # Tesseract language of scanned letters; "" turns OCR off.
     SEARCH_OCR_LANGUAGE = _env("SEARCH_OCR_LANGUAGE", "fra")
 
+    # PAdES signature of the documents signed in the signature book: path of a PKCS#12 file
+    # (certificate and private key) and its password, both from the environment. Empty path:
+    # signing stamps the visible signature block only.
+    SIGNATURE_PKCS12 = _env("SIGNATURE_PKCS12", "")
+    SIGNATURE_PKCS12_PASSWORD = _env("SIGNATURE_PKCS12_PASSWORD", "")
+
 
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
@@ -202,6 +208,11 @@ def validate(settings: dict[str, Any]) -> None:
     if settings.get("SEARCH_BACKEND", "embedded") != "embedded" and not settings.get("SEARCH_URL"):
         raise ConfigurationError(
             f"ESTAFETTE_SEARCH_URL is missing: the {settings['SEARCH_BACKEND']} search backend needs the cluster's URL."
+        )
+    if settings.get("SIGNATURE_PKCS12") and not Path(settings["SIGNATURE_PKCS12"]).is_file():
+        raise ConfigurationError(
+            f"ESTAFETTE_SIGNATURE_PKCS12 {settings['SIGNATURE_PKCS12']!r} is not a file: give the path of the "
+            "PKCS#12 certificate, or leave it empty to sign with a visible block only."
         )
     if not Path(settings["SCHEMAS_DIR"]).is_dir():
         raise ConfigurationError(

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIRS = [
     str(settings.BASE_DIR / "app" / area / "templates") for area in (
         "portal", "mail", "deadlines", "notifications", "scheduler", "actions", "routing", "absences", "search",
+        "signature", "statistics", "documents",
     )
 ]
 
@@ -68,6 +69,15 @@ def init_database(app: Flask) -> None:
 
     # Every model module must be imported before migrations or the mapper use them.
     importlib.import_module("app.models")
+    from app.search.outbox import install_outbox_listener
+
+    install_outbox_listener()
+    from app.statistics.counters import install_statistics_listener
+
+    install_statistics_listener()
+    from app.documents.acknowledgement_state import install_acknowledgement_listener
+
+    install_acknowledgement_listener()
 
     db.init_app(app)
     configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT"])
@@ -87,12 +97,15 @@ def register_views(app: Flask) -> None:
     from app.attachments.views import register as register_attachment_views
     from app.correspondents.views import register as register_correspondent_views
     from app.deadlines.views import register as register_deadline_views
+    from app.documents.views import register as register_document_views
     from app.mail.views import register as register_mail_views
     from app.notifications.views import register as register_notification_views
     from app.portal.views import register as register_portal_views
     from app.routing.views import register as register_routing_views
     from app.scheduler.views import register as register_scheduler_views
     from app.search.views import register as register_search_views
+    from app.signature.views import register as register_signature_views
+    from app.statistics.views import register as register_statistics_views
 
     register_portal_views(app, appbuilder)
     register_mail_views(app, appbuilder)
@@ -105,6 +118,9 @@ def register_views(app: Flask) -> None:
     register_routing_views(app, appbuilder)
     register_absence_views(app, appbuilder)
     register_search_views(app, appbuilder)
+    register_statistics_views(app, appbuilder)
+    register_signature_views(app, appbuilder)
+    register_document_views(app, appbuilder)
 
 
 def register_commands(app: Flask) -> None:
@@ -113,12 +129,14 @@ def register_commands(app: Flask) -> None:
     from app.routing.cli import routing_cli
     from app.scheduler.cli import scheduler_cli
     from app.search.cli import search_cli
+    from app.statistics.cli import statistics_cli
 
     app.cli.add_command(schemas_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(routing_cli)
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(search_cli)
+    app.cli.add_command(statistics_cli)
 
 
 def register_request_hooks(app: Flask) -> None:

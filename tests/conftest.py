@@ -23,6 +23,7 @@ WORK_DIR = REPO / "var" / f"test-{os.getpid()}"
 
 # Tables emptied between tests, children first.
 REGISTER_TABLES = (
+    "email_attachment",
     "email_message",
     "notification",
     "reminder",
@@ -30,6 +31,11 @@ REGISTER_TABLES = (
     "user_preference",
     "scheduler_job",
     "scheduler_lease",
+    "signature_circuit_member",
+    "signature_circuit",
+    "signature_profile",
+    "document_version",
+    "document",
     "history_entry",
     "distribution_entry",
     "mail_read_mark",
@@ -43,6 +49,9 @@ REGISTER_TABLES = (
     "mail",
     "correspondent",
     "chrono_counter",
+    "statistics_count",
+    "mail_statistics",
+    "statistics_state",
 )
 
 
@@ -118,6 +127,8 @@ def empty_register(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.rollback()
         for table in REGISTER_TABLES:
             db.session.execute(text(f"DELETE FROM {table}"))
+        # The statistics counters of an empty register are complete, whatever an earlier test did to them.
+        db.session.execute(text("INSERT INTO statistics_state (id, fingerprint, built_at) VALUES (1, '{}', CURRENT_TIMESTAMP)"))
         db.session.commit()
         db.session.remove()
 

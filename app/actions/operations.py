@@ -30,7 +30,7 @@ from app.configuration.specs import ActionSpec
 from app.core.db import run_in_write_transaction
 from app.core.errors import Conflict, EstafetteError, NotFound, PermissionDenied, ValidationFailed
 from app.core.types import utcnow
-from app.distribution.models import COPY, DistributionEntry
+from app.distribution.models import COPY, OPINION, DistributionEntry
 from app.distribution.operations import (
     OpinionTarget,
     add_copies,
@@ -130,7 +130,7 @@ def _relations(user: UserContext, mail: Mail) -> set[str]:
     ).all()
     if any(role == COPY for role, _answered in entries):
         relations.add("copy")
-    if any(role != COPY and answered is None for role, answered in entries):
+    if any(role == OPINION and answered is None for role, answered in entries):
         relations.add("opinion_requested")
     return relations
 

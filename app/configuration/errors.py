@@ -65,6 +65,15 @@ MESSAGES = {
     "bounds_only_redirect": _l("bounds apply only to an action whose operation is redirect"),
     "legal_delay_without_regime": _l("legal_delay needs an acknowledgement regime: set acknowledgement to acceptance or rejection"),
     "unknown_reminder_plan": _l("unknown reminder plan '%(id)s': declare it in the reminder_plans section"),
+    "template_file_missing": _l("the template file %(path)s does not exist in the schemas directory"),
+    "template_not_docx": _l("the template file %(path)s is not a valid .docx document"),
+    "template_syntax": _l("the template file %(path)s has a placeholder error: %(detail)s"),
+    "template_unknown_field": _l(
+        "the template file %(path)s uses the unknown merge field '%(field)s': see the list of merge fields on the templates screen"
+    ),
+    "template_missing_mention": _l(
+        "the acknowledgement template %(path)s lacks the merge field '%(field)s', needed for a mention required by CRPA article R112-5"
+    ),
     "reminder_offset": _l("working_days must be 0 for a reminder on the due date and at least 1 for one before or after it (this step is %(when)s)"),
 }
 

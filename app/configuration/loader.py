@@ -23,6 +23,8 @@ from app.configuration.specs import (
     SECTION_SPECS,
     ActionSpec,
     BasketSpec,
+    CircuitModelSpec,
+    ConversionFactorSpec,
     DepartmentSpec,
     DistributionListSpec,
     MailTypeSpec,
@@ -32,6 +34,7 @@ from app.configuration.specs import (
     RoutingRuleSetSpec,
     Spec,
     StatusSpec,
+    TemplateSpec,
 )
 from app.deadlines.calendar import ZONES
 from app.routing.checks import check_processing_sections
@@ -61,6 +64,9 @@ class Configuration:
     routing: dict[str, RoutingRuleSetSpec] = field(default_factory=dict)
     distribution_lists: dict[str, DistributionListSpec] = field(default_factory=dict)
     actions: dict[str, ActionSpec] = field(default_factory=dict)
+    conversion_factors: dict[str, ConversionFactorSpec] = field(default_factory=dict)
+    circuits: dict[str, CircuitModelSpec] = field(default_factory=dict)
+    templates: dict[str, TemplateSpec] = field(default_factory=dict)
     checksum: str = ""
     version: int | None = None
 
@@ -330,6 +336,60 @@ def _check_references(index: dict[str, dict[str, _Item]], errors: list[SchemaErr
             errors.append(SchemaError("", 0, section, "section_empty"))
 
 
+def _check_circuits(index: dict[str, dict[str, _Item]], errors: list[SchemaError]) -> None:
+    for item in index["circuits"].values():
+        spec = item.spec
+        assert isinstance(spec, CircuitModelSpec)
+        for position, code in enumerate(spec.departments):
+            if code not in index["departments"]:
+                errors.append(_error_at(item, ("departments", position), "unknown_department", code=code))
+        for position, type_id in enumerate(spec.mail_types):
+            if type_id not in index["mail_types"]:
+                errors.append(_error_at(item, ("mail_types", position), "unknown_mail_type", id=type_id))
+        if spec.status_after_signature not in index["statuses"]:
+            errors.append(
+                _error_at(item, ("status_after_signature",), "unknown_status", id=spec.status_after_signature)
+            )
+
+
+def _check_templates(
+    index: dict[str, dict[str, _Item]], errors: list[SchemaError], files_root: Path | None
+) -> None:
+    """Check a template's references, and with ``files_root`` its .docx files (see app.documents.rendering).
+
+    As in check_processing_sections, references into a section that already
+    has an error are not checked.
+    """
+    broken = {error.key.split("[")[0].split(".")[0] for error in errors}
+    for item in index["templates"].values():
+        spec = item.spec
+        assert isinstance(spec, TemplateSpec)
+        for position, code in enumerate(spec.departments):
+            if code not in index["departments"] and "departments" not in broken:
+                errors.append(_error_at(item, ("departments", position), "unknown_department", code=code))
+        for position, type_id in enumerate(spec.mail_types):
+            if type_id not in index["mail_types"] and "mail_types" not in broken:
+                errors.append(_error_at(item, ("mail_types", position), "unknown_mail_type", id=type_id))
+        if files_root is None:
+            continue
+        for language in spec.languages:
+            errors.extend(_check_template_file(item, spec, language, files_root))
+
+
+def _check_template_file(item: _Item, spec: TemplateSpec, language: str, files_root: Path) -> list[SchemaError]:
+    from app.documents.rendering import TemplateInvalid, check_template
+
+    relative = spec.files.get(language) or ""
+    path = files_root / relative
+    if not path.is_file():
+        return [_error_at(item, ("files", language), "template_file_missing", path=relative)]
+    try:
+        check_template(path.read_bytes(), spec.kind)
+    except TemplateInvalid as invalid:
+        return [_error_at(item, ("files", language), f"template_{invalid.code}", path=relative, **invalid.params)]
+    return []
+
+
 def compute_checksum(sources: Iterable[SourceFile]) -> str:
     """Return the SHA-256 of the files' names and texts, in name order."""
     digest = hashlib.sha256()
@@ -347,8 +407,12 @@ def read_sources(directory: Path) -> list[SourceFile]:
     ]
 
 
-def load_configuration(sources: list[SourceFile]) -> Configuration:
-    """Validate ``sources`` and return the Configuration, or raise LoadFailed with every error."""
+def load_configuration(sources: list[SourceFile], files_root: Path | None = None) -> Configuration:
+    """Validate ``sources`` and return the Configuration, or raise LoadFailed with every error.
+
+    With ``files_root`` (the schemas directory), the files the schemas name,
+    such as document templates, are checked too.
+    """
     errors: list[SchemaError] = []
     items: list[_Item] = []
     for source in sources:
@@ -362,6 +426,8 @@ def load_configuration(sources: list[SourceFile]) -> Configuration:
     _check_reminder_plans(index["reminder_plans"], errors)
     _check_references(index, errors)
     check_processing_sections(index, errors, _error_at)
+    _check_circuits(index, errors)
+    _check_templates(index, errors, files_root)
     if errors:
         raise LoadFailed(errors)
 
@@ -373,4 +439,4 @@ def load_configuration(sources: list[SourceFile]) -> Configuration:
 
 def load_directory(directory: Path) -> Configuration:
     """Read and validate the schema files of ``directory``."""
-    return load_configuration(read_sources(directory))
+    return load_configuration(read_sources(directory), files_root=directory)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.configuration.loader import (
     Configuration,
+    LoadFailed,
     SourceFile,
     compute_checksum,
     load_configuration,
@@ -62,11 +63,20 @@ def apply_directory(directory: Path, actor_id: int | None = None, comment: str |
     Raises LoadFailed before anything changes when a file is invalid.  Applying
     the same files twice creates no new version.
     """
+    from app.documents.template_files import record_schema_template_files, store_schema_template_files
+
     sources = read_sources(directory)
-    configuration = load_configuration(sources)
-    return run_in_write_transaction(
+    configuration = load_configuration(sources, files_root=directory)
+    # Template files go to the content store before the transaction, like uploads.
+    stored_templates = store_schema_template_files(configuration, directory)
+    result = run_in_write_transaction(
         lambda: _apply(configuration, sources, actor_id, comment), "apply schemas"
     )
+    # Outside _apply: a changed .docx with unchanged YAML files is recorded too.
+    run_in_write_transaction(
+        lambda: record_schema_template_files(stored_templates, actor_id), "record template files"
+    )
+    return result
 
 
 def _apply(
@@ -91,8 +101,28 @@ def _apply(
     )
     _sync_departments(configuration)
     _sync_roles(configuration)
+    _refresh_acknowledgement_state(latest, configuration)
     log.info("schema version %s applied (checksum %s)", number, configuration.checksum[:12])
     return ApplyResult(number, changed=True)
+
+
+def _refresh_acknowledgement_state(latest: SchemaVersion | None, configuration: Configuration) -> None:
+    """Recompute the AR state of the mail of every type whose need for ARs changed, in the transaction of the apply."""
+    from app.documents.acknowledgement_state import refresh_all, refresh_changed_types
+
+    before = None
+    if latest is not None:
+        try:
+            before = load_configuration([SourceFile(name, text) for name, text in sorted(latest.files.items())])
+        except LoadFailed:
+            # Files of an older format that this loader refuses: recompute every mail rather than guess.
+            log.warning("schema version %s cannot be read: acknowledgement state of every mail recomputed",
+                        latest.number)
+            refresh_all(db.session.connection(), configuration)
+            return
+    changed = refresh_changed_types(db.session.connection(), before, configuration)
+    if changed:
+        log.info("acknowledgement state of the mail of types %s recomputed", ", ".join(changed))
 
 
 def _sync_departments(configuration: Configuration) -> None:
@@ -210,7 +240,9 @@ def current_configuration() -> Configuration:
     if isinstance(cached, Configuration) and now - float(_cache["checked_at"]) < refresh_seconds:  # type: ignore[arg-type]
         return cached
 
-    with _cache_lock:
+    # No autoflush while the lock is held: a flush may wait for rows another transaction holds, and that
+    # transaction may itself wait here (its commit reads the configuration for the statistics counters).
+    with _cache_lock, db.session.no_autoflush:
         number = latest_version_number()
         if number is None:
             raise ConfigurationMissing(_l("No configuration has been applied yet: run `flask schemas apply`."))

@@ -48,9 +48,10 @@ ActorRelation = Literal["assignee", "handling_department", "registrar", "copy", 
 RedirectBound = Literal["my_sub_departments", "my_direction", "any"]
 CommentRule = Literal["none", "optional", "required"]
 AcknowledgementRegime = Literal["none", "acceptance", "rejection"]
+AcknowledgementFilter = Literal["pending", "sent"]
+TemplateKind = Literal["reply", "acknowledgement"]
 ReminderWhen = Literal["before", "on", "after"]
-# NOTE: "copies" is accepted but not resolved yet: reminders read no distribution list and
-# fall back to the department heads (see resolve_recipients).
+# "copies" are the users in copy of the mail and the members of its departments in copy.
 ReminderRecipient = Literal["assignee", "department_head", "director", "copies"]
 
 
@@ -236,6 +237,12 @@ class BasketSpec(Spec):
     unread_marks: bool = False
     # When set, only users holding one of these permissions see the basket.
     permissions: list[Permission] = []
+    # Only mail whose running visa circuit waits for me, or for an absent agent I stand in
+    # for, at its current step (the signature book, "parapheur").
+    signature_book: bool = False
+    # Mail whose type requires acknowledgements of receipt: "pending" while one of its senders has
+    # none sent yet, "sent" once one was sent (see app.documents.acknowledgements).
+    acknowledgement: AcknowledgementFilter | None = None
 
 
 class RangeSpec(Spec):
@@ -374,6 +381,89 @@ class ActionSpec(Spec):
     order: int = 0
 
 
+CircuitStepKind = Literal["approval", "signature"]
+
+
+class CircuitStepSpec(Spec):
+    """One step of a visa circuit model: its kind and the usernames of its members."""
+
+    kind: CircuitStepKind
+    # Several members approve (or sign) in parallel, and all of them must do so.
+    users: list[str] = Field(min_length=1)
+
+
+class CircuitModelSpec(Spec):
+    """A visa circuit model: approvers then signatories, offered on the mail of some departments and types."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    # Handling departments (sub-departments included) whose mail is offered the model; empty means all.
+    departments: list[str] = []
+    # Mail types offered the model; empty means all.
+    mail_types: list[str] = []
+    # Status of the mail once the last signatory has signed, e.g. to_send or closed.
+    status_after_signature: str = "to_send"
+    steps: list[CircuitStepSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> CircuitModelSpec:
+        kinds = [step.kind for step in self.steps]
+        if "signature" not in kinds:
+            raise ValueError("a circuit needs at least one signature step")
+        if "approval" in kinds[kinds.index("signature"):]:
+            raise ValueError("approval steps must come before the signature steps")
+        return self
+
+
+class TemplateFilesSpec(Spec):
+    """The .docx file of a template per language, as paths relative to the schemas directory."""
+
+    fr: str = Field(pattern=r"^[A-Za-z0-9_./-]+\.docx$")
+    en: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+\.docx$")
+
+    def get(self, language: str) -> str | None:
+        return self.en if language == "en" else self.fr
+
+    @field_validator("fr", "en")
+    @classmethod
+    def _check_inside(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise ValueError("the path must stay inside the schemas directory")
+        return value
+
+
+class TemplateSpec(Spec):
+    """A document template: a reply or an acknowledgement of receipt, with its .docx file per language."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    labels: Labels
+    kind: TemplateKind
+    files: TemplateFilesSpec
+    # Mail type ids that may use it; empty means every type.
+    mail_types: list[str] = []
+    # Department codes that may use it, sub-departments included; empty means every department.
+    departments: list[str] = []
+    order: int = 0
+
+    @property
+    def languages(self) -> list[str]:
+        return [language for language in ("fr", "en") if self.files.get(language)]
+
+
+ConversionFactorId = Literal["pages_per_attachment", "sheets_per_page", "paper_grams_per_sheet", "toner_grams_per_page"]
+
+
+class ConversionFactorSpec(Spec):
+    """A factor turning the dashboard's count of electronic documents into paper and toner saved."""
+
+    id: ConversionFactorId
+    labels: Labels
+    value: float = Field(gt=0)
+    unit: Labels
+    # Where the value comes from, shown next to the figure.
+    source: Labels
+
+
 SECTION_SPECS: dict[str, type[Spec]] = {
     "departments": DepartmentSpec,
     "roles": RoleSpec,
@@ -385,6 +475,9 @@ SECTION_SPECS: dict[str, type[Spec]] = {
     "routing": RoutingRuleSetSpec,
     "distribution_lists": DistributionListSpec,
     "actions": ActionSpec,
+    "circuits": CircuitModelSpec,
+    "templates": TemplateSpec,
+    "conversion_factors": ConversionFactorSpec,
 }
 
 # The key that identifies an item of each section, for duplicate and reference checks.
@@ -399,4 +492,7 @@ SECTION_KEYS: dict[str, str] = {
     "routing": "id",
     "distribution_lists": "id",
     "actions": "id",
+    "circuits": "id",
+    "templates": "id",
+    "conversion_factors": "id",
 }

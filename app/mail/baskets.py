@@ -1,7 +1,8 @@
 """Baskets (bannettes): the declared, structured queries of mail lists.
 
 A basket's filter is built from its declaration's variables (scope, statuses,
-assignee, role in the distribution list, due-date band, closing age) for one
+assignee, role in the distribution list, due-date band, closing age, current
+step of a visa circuit, acknowledgements of receipt pending or sent) for one
 user, and is always combined with the visibility rule.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask import g, has_request_context
-from sqlalchemy import Select, and_, false, func, or_, select, true
+from sqlalchemy import Select, and_, any_, false, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement, True_
 
 from app.configuration.loader import Configuration
@@ -22,10 +23,13 @@ from app.core.types import utcnow
 from app.deadlines.calendar import get_calendar
 from app.distribution.models import COPY, OPINION, DistributionEntry, ReadMark
 from app.extensions import db
+from app.mail.menu_counts import cached_counts, install_menu_counts_invalidation
 from app.mail.models import Mail
 from app.mail.visibility import visible_mail_clause
 from app.organisation.context import UserContext
 from app.organisation.models import Department
+
+install_menu_counts_invalidation()
 
 
 @dataclass
@@ -56,7 +60,7 @@ def direction_department_ids(user: UserContext) -> list[int]:
     return list(db.session.execute(select(Department.id).where(Department.path.startswith(top))).scalars())
 
 
-def _scope_clause(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
+def _scope_clause(basket: BasketSpec, user: UserContext, direction: list[int] | None = None) -> ColumnElement[bool]:
     if basket.scope == "my_departments_tree":
         if not user.scope_department_ids:
             return false()
@@ -66,7 +70,8 @@ def _scope_clause(basket: BasketSpec, user: UserContext) -> ColumnElement[bool]:
             return false()
         return Mail.handling_department_id == user.primary_department_id
     if basket.scope == "my_direction":
-        direction = direction_department_ids(user)
+        if direction is None:
+            direction = direction_department_ids(user)
         return Mail.handling_department_id.in_(direction) if direction else false()
     if basket.scope == "assigned_to_me":
         return Mail.assignee_id == user.user_id
@@ -94,6 +99,10 @@ def _distribution_clause(basket: BasketSpec, user: UserContext) -> ColumnElement
             DistributionEntry.role == OPINION, DistributionEntry.answered_at.is_(None),
             DistributionEntry.requested_by_id == user.user_id,
         )
+    if db.engine.dialect.name == "postgresql":
+        # With IN (subquery), PostgreSQL 15 joined the entries to the mail by scanning the whole
+        # of ix_mail_basket. From an array it looks the listed mails up by primary key.
+        return Mail.id == any_(func.array(entries.scalar_subquery()))
     return Mail.id.in_(entries)
 
 
@@ -125,6 +134,11 @@ class BasketQuery:
     within_scope: bool
     # Whether ix_mail_basket_visibility serves the filters; it does not hold closed_at.
     split_count: bool
+    # A direction that reaches beyond the user's departments: its departments inside them and
+    # outside them, and the filters without the department condition, for the count. Empty otherwise.
+    inside_departments: tuple[int, ...] = ()
+    outside_departments: tuple[int, ...] = ()
+    filters_but_department: tuple[ColumnElement[bool], ...] = ()
 
     def condition(self) -> ColumnElement[bool]:
         """Return the filters and the rule, testing ``confidential`` first inside the user's departments.
@@ -144,6 +158,20 @@ class BasketQuery:
         ix_mail_basket_visibility counts it by a range of the index alone, and
         the rule is tested on confidential mail only.
         """
+        if self.outside_departments and self.split_count:
+            # Inside the user's departments as below, and the whole rule on the other departments' mail only.
+            inside = Mail.handling_department_id.in_(self.inside_departments)
+            outside = Mail.handling_department_id.in_(self.outside_departments)
+            parts = [
+                (inside, Mail.confidential.is_(false())),
+                (inside, Mail.confidential.is_(true()), self.rule),
+                (outside, self.rule),
+            ]
+            counts = [
+                select(func.count()).select_from(Mail).where(*self.filters_but_department, *part).scalar_subquery()
+                for part in parts
+            ]
+            return select(counts[0] + counts[1] + counts[2])
         if not (self.within_scope and self.split_count) or isinstance(self.rule, True_):
             return select(func.count()).select_from(Mail).where(self.condition())
         plain = select(func.count()).select_from(Mail).where(*self.filters, Mail.confidential.is_(false()))
@@ -165,7 +193,9 @@ def basket_condition(basket: BasketSpec, user: UserContext) -> ColumnElement[boo
 
 def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
     """Return the basket's filters for ``user`` and the visibility rule."""
-    conditions = [_scope_clause(basket, user), Mail.status.in_(basket.statuses)]
+    direction = direction_department_ids(user) if basket.scope == "my_direction" else None
+    # The department condition comes first: the split of a direction below drops it.
+    conditions = [_scope_clause(basket, user, direction), _status_clause(basket)]
     if basket.assignee == "me":
         conditions.append(Mail.assignee_id == user.user_id)
     elif basket.assignee == "nobody":
@@ -174,12 +204,35 @@ def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
         conditions.append(_distribution_clause(basket, user))
     if basket.due is not None:
         conditions.append(_due_clause(basket, _today()))
+    if basket.signature_book:
+        from app.signature.operations import current_step_clause
+
+        conditions.append(current_step_clause(user))
+    if basket.acknowledgement is not None:
+        from app.documents.acknowledgements import acknowledgement_clause
+
+        conditions.append(acknowledgement_clause(basket.acknowledgement))
     if basket.closed_within_days is not None:
         conditions.append(Mail.closed_at >= utcnow() - timedelta(days=basket.closed_within_days))
     # Inside the user's departments, only confidential mail reaches the distribution-list test of the rule.
-    within_scope = _scope_is_within_user_departments(basket, user)
+    within_scope = _scope_is_within_user_departments(basket, user, direction)
     rule = true() if _filters_imply_visibility(basket) else visible_mail_clause(user, per_mail=within_scope)
-    return BasketQuery(tuple(conditions), rule, within_scope, split_count=basket.closed_within_days is None)
+    split_count = basket.closed_within_days is None
+    if direction and not within_scope and not isinstance(rule, True_):
+        # The direction's departments outside the user's are the only ones whose mail needs the whole rule.
+        inside = tuple(sorted(set(direction) & user.scope_department_ids))
+        outside = tuple(sorted(set(direction) - user.scope_department_ids))
+        return BasketQuery(tuple(conditions), rule, False, split_count, inside, outside, tuple(conditions[1:]))
+    return BasketQuery(tuple(conditions), rule, within_scope, split_count)
+
+
+def _status_clause(basket: BasketSpec) -> ColumnElement[bool]:
+    if basket.distribution_role is not None and db.engine.dialect.name == "sqlite":
+        # `status || ''` keeps SQLite 3.40 off the indexes led by status, which it chose for these
+        # baskets and then scanned every mail of the statuses. The user's entries then lead the
+        # query and SQLite reads the listed mails by primary key.
+        return Mail.status.concat("").in_(basket.statuses)
+    return Mail.status.in_(basket.statuses)
 
 
 def _filters_imply_visibility(basket: BasketSpec) -> bool:
@@ -194,13 +247,13 @@ def _filters_imply_visibility(basket: BasketSpec) -> bool:
     )
 
 
-def _scope_is_within_user_departments(basket: BasketSpec, user: UserContext) -> bool:
+def _scope_is_within_user_departments(basket: BasketSpec, user: UserContext, direction: list[int] | None = None) -> bool:
     if basket.scope == "my_departments_tree":
         return True
     if basket.scope == "my_primary_department":
         return user.primary_department_id in user.scope_department_ids
     if basket.scope == "my_direction":
-        return set(direction_department_ids(user)) <= user.scope_department_ids
+        return set(direction if direction is not None else direction_department_ids(user)) <= user.scope_department_ids
     return False
 
 
@@ -282,20 +335,32 @@ MENU_COUNT_CAP = 1000
 def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
     """Return every basket the user may open with its count capped at MENU_COUNT_CAP, in menu order.
 
-    The counts are computed once per request.
+    The counts are computed once per request, and kept a few seconds per user
+    by app.mail.menu_counts, which drops them at every write committed in this process.
     """
     cached = getattr(g, "estafette_basket_counts", None) if has_request_context() else None
     if cached is not None:
         return cached
-    baskets = sorted(configuration.baskets.values(), key=lambda item: (item.order, item.id))
-    counts = [
-        (basket, int(db.session.execute(basket_query(basket, user).capped_count_statement(MENU_COUNT_CAP)).scalar_one()))
-        for basket in baskets
-        if may_open_basket(basket, user)
-    ]
+    counts = cached_counts(user, configuration.version, _today(), lambda: compute_basket_counts(user, configuration))
     if has_request_context():
         g.estafette_basket_counts = counts
     return counts
+
+
+def compute_basket_counts(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
+    """Count every basket the user may open, capped at MENU_COUNT_CAP, in one statement and without cache."""
+    baskets = [
+        basket
+        for basket in sorted(configuration.baskets.values(), key=lambda item: (item.order, item.id))
+        if may_open_basket(basket, user)
+    ]
+    if not baskets:
+        return []
+    # One statement of one capped count per basket: one round trip instead of one per basket.
+    counts = db.session.execute(
+        select(*(basket_query(basket, user).capped_count_statement(MENU_COUNT_CAP).scalar_subquery() for basket in baskets))
+    ).one()
+    return [(basket, int(count)) for basket, count in zip(baskets, counts, strict=True)]
 
 
 @dataclass

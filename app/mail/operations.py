@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app.attachments.operations import StoredUpload, Upload, store_upload
 from app.configuration.loader import Configuration
@@ -34,7 +34,6 @@ from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
 from app.reminders.operations import schedule_reminders
 from app.routing.operations import RoutingPlan, apply_routing, plan_routing
-from app.search.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +101,15 @@ def _check_common(registration: Registration, errors: dict[str, list[str]], toda
 
 
 def _check_department(
-    registration: Registration, spec: MailTypeSpec, errors: dict[str, list[str]]
+    registration: Registration, spec: MailTypeSpec, errors: dict[str, list[str]], known: Department | None = None
 ) -> Department | None:
     code = registration.handling_department or spec.default_department
     if not code:
         _error(errors, "handling_department", _l("Choose the handling department."))
         return None
+    # Routing has read the active department of that code already in most registrations.
+    if known is not None and known.code == code:
+        return known
     department = db.session.execute(
         select(Department).where(Department.code == code, Department.active.is_(True))
     ).scalar_one_or_none()
@@ -117,13 +119,14 @@ def _check_department(
 
 
 def _check_assignee(
-    registration: Registration, department: Department | None, errors: dict[str, list[str]]
+    registration: Registration, department: Department | None, errors: dict[str, list[str]],
+    member_of_department: int | None = None,
 ) -> None:
     if registration.assignee_id is None:
         if registration.confidential:
             _error(errors, "assignee_id", _l("Confidential mail needs an assignee, because only its distribution list, the registering agent and administrators see it."))
         return
-    if department is None:
+    if department is None or registration.assignee_id == member_of_department:
         return
     member = db.session.execute(
         select(UserDepartment.id)
@@ -155,9 +158,14 @@ def _due_date(spec: MailTypeSpec, department: Department, arrival: date) -> date
 
 
 def check_registration(
-    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date,
+    plan: RoutingPlan | None = None,
 ) -> _Checked:
-    """Validate everything that needs no write, raising ValidationFailed with every error."""
+    """Validate everything that needs no write, raising ValidationFailed with every error.
+
+    ``plan`` is the routing of this registration: its department row and the
+    assignee it found in that department are not read again.
+    """
     spec = configuration.mail_types.get(registration.mail_type)
     if spec is None:
         raise ValidationFailed({"mail_type": [str(_l("Unknown mail type %(id)s.", id=registration.mail_type))]})
@@ -166,8 +174,9 @@ def check_registration(
 
     errors: dict[str, list[str]] = {}
     arrival = _check_common(registration, errors, today)
-    department = _check_department(registration, spec, errors)
-    _check_assignee(registration, department, errors)
+    department = _check_department(registration, spec, errors, plan.department_row if plan else None)
+    routed_member = plan.routed_assignee_id if plan and department is plan.department_row else None
+    _check_assignee(registration, department, errors, routed_member)
     _check_correspondent(registration, spec, errors)
     field_values, field_errors = clean_field_values(spec, registration.fields, registration.locale)
     for key, messages in field_errors.items():
@@ -182,22 +191,46 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
 
     Files are written to the content store before the transaction; everything
     else is written in one transaction, so a failure leaves no mail, no
-    number used and no history.
+    number used and no history. Without files, routing and the checks run in
+    that same transaction, so the rows they read are not read again.
     """
     configuration = current_configuration()
     today = today_in_paris(now)
+    description = f"register {registration.mail_type}"
+    if registration.uploads:
+        # The checks run before the files are written, so an invalid registration stores no file.
+        plan, checked = _route_and_check(actor, registration, configuration, today)
+        stored = [store_upload(upload, actor.display_name) for upload in plan.registration.uploads]
+        mail, chrono = run_in_write_transaction(
+            lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, plan)),
+            description,
+        )
+    else:
+        mail, chrono = run_in_write_transaction(
+            lambda: _with_chrono(_route_check_insert(actor, registration, configuration, today)), description
+        )
+    log.info("mail %s registered by %s", chrono, actor.display_name)
+    return mail
+
+
+def _with_chrono(mail: Mail) -> tuple[Mail, str]:
+    # Read before the commit, which expires the mail: reading it afterwards would be one more query.
+    return mail, mail.chrono
+
+
+def _route_and_check(
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+) -> tuple[RoutingPlan, _Checked]:
     # Routing fills what the agent left empty; what they chose on the form overrides the rules.
     plan = plan_routing(registration, configuration)
-    registration = plan.registration
-    checked = check_registration(actor, registration, configuration, today)
-    stored = [store_upload(upload, actor.display_name) for upload in registration.uploads]
+    return plan, check_registration(actor, plan.registration, configuration, today, plan)
 
-    mail = run_in_write_transaction(
-        lambda: _insert_mail(actor, registration, checked, stored, configuration, today, plan),
-        f"register {registration.mail_type}",
-    )
-    log.info("mail %s registered by %s", mail.chrono, actor.display_name)
-    return mail
+
+def _route_check_insert(
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+) -> Mail:
+    plan, checked = _route_and_check(actor, registration, configuration, today)
+    return _insert_mail(actor, plan.registration, checked, [], configuration, today, plan)
 
 
 def _insert_mail(
@@ -240,15 +273,18 @@ def _insert_mail(
     if correspondent is not None:
         role = "recipient" if spec.category == "outgoing" else "sender"
         mail.correspondents.append(MailCorrespondent(correspondent=correspondent, role=role))
+        # The sender waits for an AR if the type needs one (app/documents/acknowledgement_state.py).
+        mail.acknowledgement_pending = role == "sender" and spec.acknowledgement != "none"
     for upload in stored:
         mail.attachments.append(upload.to_attachment(actor.user_id))
     db.session.add(mail)
     db.session.flush()
 
-    routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today) if plan else None
-    # Added by mail_id: appending to mail.history would first load that collection.
-    db.session.add(
-        HistoryEntry(
+    routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
+    # Inserted on the tables, not as ORM objects: the caller needs neither row back, and the
+    # session's unit of work costs more than the statements themselves.
+    db.session.execute(
+        insert(HistoryEntry.__table__).values(
             mail_id=mail.id,
             actor_id=actor.user_id,
             event="registered",
@@ -263,7 +299,7 @@ def _insert_mail(
             },
         )
     )
-    db.session.add(OutboxEvent(entity="mail", entity_id=mail.id, operation="upsert"))
+    # The search outbox row of the new mail is written by app/search/outbox.py at the flush above.
     schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True)
     notify("mail_assigned", mail, [mail.assignee_id], actor=actor)
     return mail

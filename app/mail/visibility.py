@@ -4,12 +4,13 @@ A user sees a mail when any of these holds:
 - they have the ``read_all`` permission (administrators);
 - they registered it or are its assignee;
 - they, or one of their departments or its sub-departments, are on its
-  distribution list: in copy, or asked for an opinion;
+  distribution list: in copy, asked for an opinion, or as a member of one of
+  its visa circuits;
 - it is not confidential and its handling or initiating department is one of
   their departments or a sub-department of one;
 - they are today the delegate of an absent agent who sees it by the rules above.
 Confidential mail is therefore seen only by its distribution list (assignee,
-copies, opinions), the agent who registered it, their delegates and
+copies, opinions, circuit members), the agent who registered it, their delegates and
 ``read_all`` holders.  Lists, detail pages, downloads and the API all use
 ``visible_mail_clause`` or ``can_see``, so a mail id typed in a URL grants nothing.
 """

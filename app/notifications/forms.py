@@ -15,6 +15,9 @@ EVENT_LABELS = {
     "reminder_due": _l("Reminder due"),
     "mail_late": _l("Mail late"),
     "delegation_started": _l("Absence delegation started"),
+    "signature_requested": _l("Document waiting for my approval or signature"),
+    "signature_returned": _l("Document sent back to me in the signature book"),
+    "document_signed": _l("Document signed"),
 }
 
 

@@ -45,6 +45,9 @@ EVENTS = (
     "reminder_due",
     "mail_late",
     "delegation_started",
+    "signature_requested",
+    "signature_returned",
+    "document_signed",
 )
 
 
@@ -80,8 +83,14 @@ def display_name(user: Any) -> str:
     return f"{user.first_name or ''} {user.last_name or ''}".strip() or str(user.username)
 
 
-def facts_for(notification: Notification, language: str, configuration: Configuration | None = None) -> NotificationFacts:
-    """Gather what the texts of ``notification`` mention, in ``language``, from ``configuration`` or the current one."""
+def facts_for(
+    notification: Notification, language: str, configuration: Configuration | None = None,
+    actor_name: str | None = None,
+) -> NotificationFacts:
+    """Gather what the texts of ``notification`` mention, in ``language``, from ``configuration`` or the current one.
+
+    ``actor_name`` spares reading the actor's user row when the caller has the name.
+    """
     mail = notification.mail
     type_label = ""
     if mail is not None:
@@ -94,7 +103,7 @@ def facts_for(notification: Notification, language: str, configuration: Configur
         mail_subject=mail.subject if mail else "",
         mail_type=type_label,
         due_date=date.fromisoformat(due) if due else None,
-        actor_name=display_name(notification.actor),
+        actor_name=actor_name if actor_name is not None else display_name(notification.actor),
         link=mail_link(notification.mail_id),
         params=dict(notification.params),
     )
@@ -148,18 +157,31 @@ class NotificationCache:
         self._contexts: dict[int, UserContext] = {}
 
     def load(self, user_ids: Iterable[int]) -> None:
-        """Read the users of ``user_ids`` not yet cached, with their preferences, in two queries."""
+        """Read the users of ``user_ids`` not yet cached, with their preferences, in one query."""
         missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in self._recipients]
         if not missing:
             return
-        rows = db.session.execute(
-            select(User.id, User.username, User.first_name, User.last_name, User.email)
-            .where(User.id.in_(missing), User.active.is_(True))
-        ).all()
+        # No autoflush: users and preferences do not depend on the caller's pending rows, and
+        # the caller's transaction flushes those once at its end instead of once more here.
+        with db.session.no_autoflush:
+            rows = db.session.execute(
+                select(
+                    User.id, User.username, User.first_name, User.last_name, User.email,
+                    UserPreference.user_id.label("preference_user_id"), UserPreference.language,
+                    UserPreference.email_mode, UserPreference.muted_events,
+                )
+                .outerjoin(UserPreference, UserPreference.user_id == User.id)
+                .where(User.id.in_(missing), User.active.is_(True))
+            ).all()
         found = {row.id: Recipient(row.id, row.username, row.first_name, row.last_name, row.email) for row in rows}
         for user_id in missing:
             self._recipients[user_id] = found.get(user_id)
-        self._preferences.update(preferences_of(found))
+        for row in rows:
+            # Users who never saved their preferences get the defaults.
+            self._preferences[row.id] = (
+                Preferences(row.language, row.email_mode, tuple(row.muted_events or ()))
+                if row.preference_user_id is not None else Preferences()
+            )
 
     def active(self, user_ids: list[int]) -> list[Recipient]:
         """Return the active users among ``user_ids``, in that order."""
@@ -184,10 +206,18 @@ class NotificationCache:
 
 
 def _visible_recipients(mail: Mail | None, recipients: list[Recipient], cache: NotificationCache) -> list[Recipient]:
-    """Keep the users allowed to see ``mail``: a notification must not reveal a mail."""
+    """Keep the users allowed to see ``mail``: a notification must not reveal a mail.
+
+    The mail's assignee and the agent who registered it see it by the
+    visibility rule whatever their rights, so their context is not built.
+    """
     if mail is None:
         return recipients
-    return [recipient for recipient in recipients if can_see(cache.context(recipient), mail)]
+    personal = (mail.assignee_id, mail.created_by_id)
+    return [
+        recipient for recipient in recipients
+        if recipient.id in personal or can_see(cache.context(recipient), mail)
+    ]
 
 
 def notify(
@@ -220,9 +250,12 @@ def notify(
 
     cache = cache if cache is not None else NotificationCache()
     recipients = _visible_recipients(mail, cache.active(wanted), cache)
+    if not recipients:
+        return []
     # The notifications stay pending until the caller's transaction flushes, and a pending
-    # object loads no relationship, so the texts read mail and actor from these references.
-    actor_user = db.session.get(User, actor_id) if actor_id is not None else None
+    # object loads no relationship, so the texts read the mail from this reference and
+    # the actor's name from their context.
+    actor_name = actor.display_name if actor is not None else ""
 
     created = []
     for recipient in recipients:
@@ -233,7 +266,6 @@ def notify(
             mail=mail,
             event=event,
             actor_id=actor_id,
-            actor=actor_user,
             params=dict(params or {}),
             created_at=now,
             email_state="none",
@@ -243,7 +275,7 @@ def notify(
             if preference.email_mode == "digest":
                 notification.email_state = "digest"
             else:
-                facts = facts_for(notification, preference.language, cache.configuration)
+                facts = facts_for(notification, preference.language, cache.configuration, actor_name)
                 rendered = render_single(preference.language, facts, display_name(recipient))
                 _queue_email(recipient, preference.language, rendered, now)
                 notification.email_state = "queued"

@@ -157,7 +157,7 @@ def test_two_scheduler_processes_send_once(app, app_context, tmp_path):
     assert [process.returncode for process in processes] == [0, 0], [error for _output, error in outputs]
     passes = [json.loads(line) for output, _error in outputs for line in output.splitlines() if line.startswith("{")]
     sent = sum(item["ran"].get("send_reminders", {}).get("sent", 0) for item in passes)
-    assert sent == 5
+    assert sent == 5, (passes, [error[-2000:] for _output, error in outputs])
     db.session.expire_all()
     assert reminder_history_count() == 5
     delivered = count(select(func.count()).select_from(EmailMessage).where(EmailMessage.state == "sent"))
