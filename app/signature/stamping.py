@@ -9,8 +9,11 @@ rewrite would break it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -132,10 +135,26 @@ def pades_sign(pdf: bytes, pkcs12_path: str, password: str, signer_name: str, re
                 field_name=f"EstafetteSignature{existing + 1}", subfilter=SigSeedSubFilter.PADES,
                 name=signer_name, reason=reason, location=location or None,
             )
-        signers.sign_pdf(writer, metadata, signer=signer, output=output)
+        _call_outside_event_loop(lambda: signers.sign_pdf(writer, metadata, signer=signer, output=output))
     except Exception as error:  # pyHanko raises many kinds of error on damaged files
         raise StampingFailed(f"the PDF could not be signed: {error}") from error
     return output.getvalue()
+
+
+def _call_outside_event_loop(function: Callable[[], object]) -> None:
+    """Call ``function`` in a worker thread when this thread runs an asyncio event loop.
+
+    pyHanko's synchronous ``sign_pdf`` calls ``asyncio.run()``, which raises in a
+    thread whose loop is running (Playwright's synchronous API leaves one in the
+    test process, and an async web worker would too).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        function()
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(function).result()
 
 
 def _signature_field_count(pdf: bytes) -> int:

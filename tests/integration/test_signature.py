@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import threading
@@ -243,17 +244,53 @@ def test_visible_block_on_signed_pdf(app_context):
     assert format_date(today_in_paris(), "long", locale="fr") in text
 
 
-def test_pades_signature_validates(app, app_context, tmp_path):
+def _in_thread_with_event_loop(app: Any, function: Any) -> None:
+    """Call ``function`` from a coroutine, in a new thread whose asyncio event loop is running."""
+    errors: list[BaseException] = []
+
+    async def call() -> None:
+        with app.app_context():
+            try:
+                function()
+            finally:
+                db.session.remove()
+
+    def run() -> None:
+        try:
+            asyncio.run(call())
+        except BaseException as error:  # noqa: BLE001 - raised again in the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("inside_event_loop", [False, True])
+def test_pades_signature_validates(app, app_context, tmp_path, inside_event_loop):
     certificate = make_test_certificate(tmp_path)
     app.config.update(SIGNATURE_PKCS12=str(certificate.pkcs12_path), SIGNATURE_PKCS12_PASSWORD=certificate.password)
     try:
         mail_id = register_residence_request()
         document_id = add_reply(mail_id)
         circuit = _start(mail_id, document_id, [StepInput("signature", ids("secretaire.general"))])
-        sign(user_context("secretaire.general"), circuit.id, _decision(circuit.id))
+        decision = _decision(circuit.id)
+        db.session.commit()
+
+        def sign_as_secretary() -> None:
+            sign(user_context("secretaire.general"), circuit.id, decision)
+
+        if inside_event_loop:
+            _in_thread_with_event_loop(app, sign_as_secretary)
+        else:
+            sign_as_secretary()
     finally:
         app.config.update(SIGNATURE_PKCS12="", SIGNATURE_PKCS12_PASSWORD="")
-    version = db.session.get(Document, document_id, populate_existing=True).versions[-1]
+    # End this session's read transaction: the signature may have been committed by another thread.
+    db.session.rollback()
+    version = db.session.get(Document, document_id).versions[-1]
     with content_store().open_verified(version.pdf_sha256) as file:
         status = validate_pades(file.read(), certificate.ca_der)
     assert status.intact
