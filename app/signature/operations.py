@@ -26,7 +26,7 @@ from flask_appbuilder.security.sqla.models import User
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, any_, func, or_, select, union
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -153,6 +153,11 @@ def current_step_clause(user: UserContext) -> ColumnElement[bool]:
         SignatureCircuit.state == RUNNING, SignatureCircuit.current_step == WITH_AUTHOR,
         SignatureCircuit.started_by_id.in_(ids),
     )
+    if db.engine.dialect.name == "postgresql":
+        # With IN (subquery), PostgreSQL 15 read every mail of the basket's scope and probed the
+        # circuits for each: 33 ms for an empty basket at 1M mails. An array of the few waiting
+        # mails is looked up by primary key.
+        return Mail.id == any_(func.array(union(waiting, returned).scalar_subquery()))
     return or_(Mail.id.in_(waiting), Mail.id.in_(returned))
 
 
