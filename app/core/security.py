@@ -48,9 +48,9 @@ class EstafetteSecurityManager(SecurityManager):
         """Count a login attempt in one short write transaction.
 
         Flask-AppBuilder merges the user read earlier in the request and
-        commits, which on SQLite upgrades a read transaction to a write one:
-        when the scheduler or another agent committed in between, that fails
-        at once with "database is locked" and the agent saw an error page.
+        commits, which on SQLite upgrades a read transaction to a write one.
+        When the scheduler or another agent committed in between, that upgrade
+        fails at once with "database is locked", and the login count was lost.
         """
         if success:
             values = {
