@@ -172,3 +172,19 @@ def client_as(app: Any) -> Any:
         return client
 
     return make
+
+
+@pytest.fixture()
+def restore_templates(app_context: Any) -> Iterator[None]:
+    """Remove the documents and the template files uploaded by the test, so that the schema files are used again."""
+    from sqlalchemy import delete
+
+    from app.documents.models import Document, DocumentVersion, TemplateFile
+    from app.extensions import db
+
+    yield
+    db.session.rollback()
+    db.session.execute(delete(DocumentVersion))
+    db.session.execute(delete(Document))
+    db.session.execute(delete(TemplateFile).where(TemplateFile.source == "upload"))
+    db.session.commit()

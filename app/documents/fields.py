@@ -131,6 +131,13 @@ def _delay_text(context: MergeContext) -> str:
     return f"{months} {'months' if context.language == 'en' else 'mois'}"
 
 
+def _appeal_routes(context: MergeContext) -> str:
+    """Return the appeal routes, written only when silence means rejection."""
+    if context.regime != "rejection":
+        return ""
+    return APPEAL_ROUTES["en" if context.language == "en" else "fr"]
+
+
 def _missing(context: MergeContext) -> str:
     return "\n".join(f"- {item}" for item in context.missing_documents)
 
@@ -201,7 +208,7 @@ def _fields() -> list[MergeField]:
                    "Missing documents requested, one per line (empty when the file is complete)", _missing),
         MergeField("appeal_routes", "Voies et délais de recours contre un rejet implicite (vide si le silence vaut acceptation)",
                    "Appeal routes against an implicit rejection (empty when silence means acceptance)",
-                   lambda c: APPEAL_ROUTES["en" if c.language == "en" else "fr"] if c.regime == "rejection" else ""),
+                   _appeal_routes),
     ]
 
 

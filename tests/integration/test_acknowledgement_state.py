@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from app.configuration.operations import apply_directory, current_configuration, forget_cached_configuration
 from app.core.db import run_in_write_transaction
@@ -21,26 +19,15 @@ from app.documents.acknowledgements import (
     types_needing_acknowledgement,
 )
 from app.documents.context import senders_of
-from app.documents.models import Document, DocumentVersion, TemplateFile
+from app.documents.models import Document
 from app.extensions import db
 from app.mail.baskets import basket_page, count_basket
 from app.mail.models import Mail, MailCorrespondent
 from app.mail.operations import Registration, register_mail
 from tests.conftest import user_context
+from tests.integration.document_support import needs_soffice
 
 REPO = Path(__file__).resolve().parents[2]
-SOFFICE = shutil.which("soffice")
-needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed")
-
-
-@pytest.fixture()
-def clean_documents(app_context: Any) -> Iterator[None]:
-    yield
-    db.session.rollback()
-    db.session.execute(delete(DocumentVersion))
-    db.session.execute(delete(Document))
-    db.session.execute(delete(TemplateFile).where(TemplateFile.source == "upload"))
-    db.session.commit()
 
 
 def _register(mail_type: str = "grant_request", *, email: str | None = None, sender: bool = True,
@@ -136,7 +123,7 @@ def _remove_senders(mail_id: int) -> None:
     run_in_write_transaction(write, "remove the senders")
 
 
-def test_registration_sets_pending(app_context, clean_documents):
+def test_registration_sets_pending(app_context, restore_templates):
     with_sender = _register()
     without_sender = _register("internal_memo", sender=False)
     no_acknowledgement = _register("public_complaint")
@@ -152,7 +139,7 @@ def test_registration_sets_pending(app_context, clean_documents):
     _assert_every_mail_consistent()
 
 
-def test_sending_cancelling_and_second_sender(app_context, clean_documents):
+def test_sending_cancelling_and_second_sender(app_context, restore_templates):
     agent = user_context("subventions")
     emailed = _register(email="odile.perrin@example.org")
     drafted = _register(last_name="Morel")
@@ -188,7 +175,7 @@ def test_sending_cancelling_and_second_sender(app_context, clean_documents):
 
 
 @needs_soffice
-def test_print_batch_clears_pending(app_context, clean_documents):
+def test_print_batch_clears_pending(app_context, restore_templates):
     on_paper = _register(last_name="Garnier")
     by_email = _register(email="comite.roux@example.org", last_name="Roux")
 
@@ -203,7 +190,7 @@ def test_print_batch_clears_pending(app_context, clean_documents):
     assert _basket_ids("acknowledgements_sent") == _expected_basket_ids("sent") == {on_paper.id}
 
 
-def test_schemas_apply_recomputes_changed_types(app_context, clean_documents, tmp_path):
+def test_schemas_apply_recomputes_changed_types(app_context, restore_templates, tmp_path):
     grant = _register()
     complaint = _register("public_complaint")
     schemas = tmp_path / "schemas"

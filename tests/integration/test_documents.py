@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import docx
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from app.configuration.operations import current_configuration
 from app.core.errors import NotFound, ValidationFailed
@@ -26,7 +24,7 @@ from app.documents.acknowledgements import (
     send_acknowledgement,
 )
 from app.documents.context import senders_of
-from app.documents.models import Document, DocumentVersion, TemplateFile
+from app.documents.models import Document, TemplateFile
 from app.documents.operations import (
     add_version,
     generate_reply,
@@ -44,21 +42,8 @@ from app.notifications.mail import SmtpBackend, deliver_pending
 from app.organisation.models import Department
 from tests.conftest import csrf_token, user_context
 from tests.docx_samples import split_placeholder_template
+from tests.integration.document_support import SOFFICE, needs_soffice
 from tests.integration.loopback_smtp import LoopbackSmtpServer
-
-SOFFICE = shutil.which("soffice")
-needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed")
-
-
-@pytest.fixture()
-def restore_templates(app_context: Any) -> Iterator[None]:
-    """Remove the template files uploaded by the test, so that the schema files are used again."""
-    yield
-    db.session.rollback()
-    db.session.execute(delete(DocumentVersion))
-    db.session.execute(delete(Document))
-    db.session.execute(delete(TemplateFile).where(TemplateFile.source == "upload"))
-    db.session.commit()
 
 
 def _grant_request(arrival: date, *, email: str | None = None, address: str | None = "3 place du Marché",

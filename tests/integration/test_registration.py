@@ -386,7 +386,8 @@ def test_register_list_pages_keep_filters(app, client_as):
     second = client.get("/mail/list?mail_type=internal_memo&page=2").get_data(as_text=True)
 
     assert 'rel="next"' in first
-    assert "page=2" in first and "mail_type=internal_memo" in first
+    assert "page=2" in first
+    assert "mail_type=internal_memo" in first
     assert 'rel="prev"' not in first
     assert 'rel="prev"' in second
     assert 'rel="next"' not in second
