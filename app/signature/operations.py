@@ -551,9 +551,7 @@ def approve(actor: UserContext, circuit_id: int, decision: Decision, now: dateti
         if comment:
             details["comment"] = comment
         if all(item.decided_at is not None for item in circuit.step(circuit.current_step)):
-            circuit.current_step += 1
-            details["next_step"] = circuit.current_step
-            _notify_step(circuit, mail, actor)
+            _next_step(circuit, mail, actor, details)
         _touch(circuit, mail, moment)
         _history(mail, actor, "circuit_approved", moment, details, on_behalf_of_id)
         return circuit
@@ -561,6 +559,13 @@ def approve(actor: UserContext, circuit_id: int, decision: Decision, now: dateti
     circuit = _write(write, "approve", actor)
     log.info("mail %s circuit %s approved by %s", circuit.mail.chrono, circuit.id, actor.display_name)
     return circuit
+
+
+def _next_step(circuit: SignatureCircuit, mail: Mail, actor: UserContext, details: dict[str, Any]) -> None:
+    """Move the circuit to its next step, record it in ``details`` and notify that step's members."""
+    circuit.current_step += 1
+    details["next_step"] = circuit.current_step
+    _notify_step(circuit, mail, actor)
 
 
 def reject(
@@ -759,9 +764,7 @@ def sign(actor: UserContext, circuit_id: int, decision: Decision, now: datetime 
         if last:
             _finish(circuit, mail, version, actor, moment, details)
         elif step_done:
-            circuit.current_step += 1
-            details["next_step"] = circuit.current_step
-            _notify_step(circuit, mail, actor)
+            _next_step(circuit, mail, actor, details)
         _touch(circuit, mail, moment)
         _history(mail, actor, "circuit_signed", moment, details, on_behalf_of_id)
         return circuit
