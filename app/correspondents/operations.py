@@ -147,8 +147,8 @@ def resolve_correspondent(data: CorrespondentInput, actor_id: int | None) -> Cor
         phone_key=normalise_phone(data.phone),
         created_by_id=actor_id,
     )
+    # Inserted by the caller's next flush, with the mail that names it.
     db.session.add(row)
-    db.session.flush()
     return row
 
 

@@ -8,6 +8,7 @@ e-mail afterwards (``app.notifications.mail.deliver_pending``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
@@ -139,6 +140,21 @@ class Recipient:
     email: str | None
 
 
+
+@functools.cache
+def _users_with_preferences() -> Select[Any]:
+    """The active users of ``user_ids`` with their preferences; built once, as notify() runs in every registration."""
+    return (
+        select(
+            User.id, User.username, User.first_name, User.last_name, User.email,
+            UserPreference.user_id.label("preference_user_id"), UserPreference.language,
+            UserPreference.email_mode, UserPreference.muted_events,
+        )
+        .outerjoin(UserPreference, UserPreference.user_id == User.id)
+        .where(User.id.in_(bindparam("user_ids", expanding=True)), User.active.is_(True))
+    )
+
+
 class NotificationCache:
     """Active users, their preferences and visibility contexts, and the configuration, read once for many notify() calls.
 
@@ -164,15 +180,7 @@ class NotificationCache:
         # No autoflush: users and preferences do not depend on the caller's pending rows, and
         # the caller's transaction flushes those once at its end instead of once more here.
         with db.session.no_autoflush:
-            rows = db.session.execute(
-                select(
-                    User.id, User.username, User.first_name, User.last_name, User.email,
-                    UserPreference.user_id.label("preference_user_id"), UserPreference.language,
-                    UserPreference.email_mode, UserPreference.muted_events,
-                )
-                .outerjoin(UserPreference, UserPreference.user_id == User.id)
-                .where(User.id.in_(missing), User.active.is_(True))
-            ).all()
+            rows = db.session.execute(_users_with_preferences(), {"user_ids": missing}).all()
         found = {row.id: Recipient(row.id, row.username, row.first_name, row.last_name, row.email) for row in rows}
         for user_id in missing:
             self._recipients[user_id] = found.get(user_id)

@@ -10,13 +10,15 @@ inside the registration transaction and adds the copies and opinion requests.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy.orm import aliased
 
 from app.configuration.loader import Configuration
 from app.correspondents.models import Correspondent
@@ -51,6 +53,9 @@ class RoutingPlan:
     # found in its tree, so that registration's checks do not read them again.
     department_row: Department | None = None
     routed_assignee_id: int | None = None
+    # The correspondent picked on the form, as the rules read it: held here so that the
+    # session's identity map keeps it and registration does not read it again.
+    picked_correspondent: Correspondent | None = None
 
     def trace(self) -> dict[str, Any]:
         trace = self.outcome.trace()
@@ -59,15 +64,23 @@ class RoutingPlan:
         return trace
 
 
-def sample_from_registration(registration: Any) -> SampleMail:
-    """Build what the rules look at from a ``Registration`` and its correspondent."""
+def _picked_correspondent(registration: Any) -> Correspondent | None:
+    data = registration.correspondent
+    if data is None or data.id is None:
+        return None
+    return db.session.get(Correspondent, data.id)
+
+
+def sample_from_registration(registration: Any, picked: Correspondent | None = None) -> SampleMail:
+    """Build what the rules look at from a ``Registration`` and its correspondent.
+
+    ``picked`` is the directory entry whose id the registration names, if any.
+    """
     data = registration.correspondent
     kind = organisation = email = None
-    if data is not None and data.id is not None:
-        row = db.session.get(Correspondent, data.id)
-        if row is not None:
-            kind, organisation, email = row.kind, row.organisation, row.email
-    elif data is not None and not data.is_empty():
+    if picked is not None:
+        kind, organisation, email = picked.kind, picked.organisation, picked.email
+    elif data is not None and data.id is None and not data.is_empty():
         kind, organisation, email = data.kind, data.organisation, data.email
     return SampleMail(
         mail_type=registration.mail_type,
@@ -81,36 +94,45 @@ def sample_from_registration(registration: Any) -> SampleMail:
     )
 
 
-def _department_row(code: str | None) -> Department | None:
-    if code is None:
-        return None
-    return db.session.execute(
-        select(Department).where(Department.code == code, Department.active.is_(True))
-    ).scalar_one_or_none()
+@functools.cache
+def _department_and_user() -> Select[Any]:
+    """One query: the active department, the active user of that name, and whether they belong to its tree.
 
-
-def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any, department: Department | None) -> int | None:
-    """Resolve a routed username, or "default", to a user id that belongs to the handling department."""
-    if wanted == "default":
-        wanted = model.assignee if model is not None else None
-    if wanted is None or department is None:
-        return None
-    # One query: the active user of that name, and whether they belong to the department's tree.
+    Built once: building the aliased department costs more than running the query.
+    """
+    tree = aliased(Department)
     member = (
         select(UserDepartment.id)
-        .join(Department, Department.id == UserDepartment.department_id)
-        .where(UserDepartment.user_id == User.id, Department.path.startswith(department.path))
+        .join(tree, tree.id == UserDepartment.department_id)
+        .where(UserDepartment.user_id == User.id, tree.path.startswith(Department.path))
         .exists()
     )
-    found = db.session.execute(
-        select(User.id, member.label("is_member")).where(User.username == wanted, User.active.is_(True))
-    ).first()
+    return (
+        select(Department, User.id, member.label("is_member"))
+        .outerjoin(User, and_(User.username == bindparam("username"), User.active.is_(True)))
+        .where(Department.code == bindparam("code"), Department.active.is_(True))
+    )
+
+
+def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any) -> int | None:
+    """Resolve a routed username, or "default", to a user id that belongs to the handling department.
+
+    Also keeps the handling department's row on ``plan`` for registration's checks.
+    """
+    if wanted == "default":
+        wanted = model.assignee if model is not None else None
+    if wanted is None or plan.department is None:
+        return None
+    found = db.session.execute(_department_and_user(), {"code": plan.department, "username": wanted}).first()
     if found is None:
+        return None
+    plan.department_row = found.Department
+    if found.id is None:
         plan.notes.append(f"assignee {wanted} unknown or inactive: left empty")
         log.warning("routing names assignee %s, who is unknown or inactive", wanted)
         return None
     if not found.is_member:
-        plan.notes.append(f"assignee {wanted} is not in {department.code}: left empty")
+        plan.notes.append(f"assignee {wanted} is not in {plan.department}: left empty")
         return None
     plan.routed_assignee_id = found.id
     return int(found.id)
@@ -118,11 +140,12 @@ def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any, departme
 
 def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan:
     """Evaluate the rules on ``registration`` and return it completed where the agent left it empty."""
-    outcome = route(configuration, sample_from_registration(registration))
+    picked = _picked_correspondent(registration)
+    outcome = route(configuration, sample_from_registration(registration, picked))
     spec = configuration.mail_types.get(registration.mail_type)
     manual_department = registration.handling_department
     department_code = manual_department or outcome.department or (spec.default_department if spec else None)
-    plan = RoutingPlan(registration, outcome, department_code, None, None)
+    plan = RoutingPlan(registration, outcome, department_code, None, None, picked_correspondent=picked)
     if manual_department and outcome.department and manual_department != outcome.department:
         plan.notes.append(f"department {manual_department} chosen on the form instead of {outcome.department}")
 
@@ -141,9 +164,7 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
     else:
         rule_assignee = outcome.assignee if rules_chose_department else None
         wanted = rule_assignee or (model.assignee if model else None)
-        if wanted is not None:
-            plan.department_row = _department_row(department_code)
-        plan.assignee_id = _routed_assignee(plan, wanted, model, plan.department_row)
+        plan.assignee_id = _routed_assignee(plan, wanted, model)
 
     priority = registration.priority
     if outcome.priority and PRIORITY_RANK.get(outcome.priority, 0) > PRIORITY_RANK.get(priority, 0):

@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import delete, select
 
 from app.configuration.loader import LoadFailed, load_directory
 from app.configuration.operations import current_configuration
@@ -16,6 +17,7 @@ from app.distribution.models import COPY, OPINION, DistributionEntry
 from app.extensions import db
 from app.mail.models import Mail
 from app.mail.operations import Registration, register_mail, today_in_paris
+from app.organisation.models import Department, UserDepartment
 from app.routing.samples import parse_samples, summarise
 from tests.conftest import REPO, csrf_token, user_context
 
@@ -125,6 +127,54 @@ def test_form_department_overrides_rules(app_context):
     assert mail.assignee.username == "sejour"
     notes = mail.history[0].details["routing"]["notes"]
     assert notes == ["department DMI-SSE-BPT chosen on the form instead of DMI-SSE-BRT"]
+
+
+@pytest.fixture
+def renewal_agent(app_context):
+    """The routed assignee of renewals, restored after the test changes their account."""
+    user = db.session.execute(select(User).where(User.username == "renouvellement")).scalar_one()
+    memberships = db.session.execute(
+        select(UserDepartment.department_id, UserDepartment.is_primary, UserDepartment.is_head)
+        .where(UserDepartment.user_id == user.id)
+    ).all()
+    yield user
+    user = db.session.execute(select(User).where(User.username == "renouvellement")).scalar_one()
+    user.active = True
+    db.session.execute(delete(UserDepartment).where(UserDepartment.user_id == user.id))
+    db.session.add_all(
+        UserDepartment(user_id=user.id, department_id=department_id, is_primary=is_primary, is_head=is_head)
+        for department_id, is_primary, is_head in memberships
+    )
+    db.session.commit()
+
+
+def _register_renewal():
+    sample = next(item for item in SAMPLES if item.name == "residence permit renewal")
+    return register_mail(user_context("courrier"), _registration(sample))
+
+
+def test_inactive_routed_assignee_left_empty(renewal_agent):
+    renewal_agent.active = False
+    db.session.commit()
+
+    mail = _register_renewal()
+
+    assert mail.handling_department.code == "DMI-SSE-BRT"
+    assert mail.assignee_id is None
+    assert "assignee renouvellement unknown or inactive: left empty" in mail.history[0].details["routing"]["notes"]
+
+
+def test_routed_assignee_outside_department_left_empty(renewal_agent):
+    other = db.session.execute(select(Department).where(Department.code == "DCPPAT-BSUB")).scalar_one()
+    db.session.execute(delete(UserDepartment).where(UserDepartment.user_id == renewal_agent.id))
+    db.session.add(UserDepartment(user_id=renewal_agent.id, department_id=other.id, is_primary=True))
+    db.session.commit()
+
+    mail = _register_renewal()
+
+    assert mail.handling_department.code == "DMI-SSE-BRT"
+    assert mail.assignee_id is None
+    assert "assignee renouvellement is not in DMI-SSE-BRT: left empty" in mail.history[0].details["routing"]["notes"]
 
 
 def test_routed_mail_history_shows_rule(client_as, app):
