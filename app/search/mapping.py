@@ -11,6 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 FRENCH_TEXT = {"type": "text", "analyzer": "estafette_french"}
+# The fields that snippets are taken from (app.search.query.HIGHLIGHT_FIELDS) also index the
+# character offsets of each word, so the unified highlighter reads them from the postings
+# instead of analysing the stored text again for each hit. An index created before these
+# settings keeps working, with slower snippets, until `flask search reindex` rebuilds it.
+HIGHLIGHTED_TEXT = {**FRENCH_TEXT, "index_options": "offsets"}
+# The keyword fields of the facets build their global ordinals when a refresh opens new
+# segments, not in the first search after it.
+FACET_KEYWORD = {"type": "keyword", "eager_global_ordinals": True}
 
 INDEX_SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
@@ -45,22 +53,22 @@ MAPPINGS: dict[str, Any] = {
         "chrono": {"type": "keyword"},
         "chrono_key": {"type": "keyword"},
         "chrono_tail": {"type": "keyword"},
-        "subject": {**FRENCH_TEXT, "copy_to": "all_text"},
-        "correspondents": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "subject": {**HIGHLIGHTED_TEXT, "copy_to": "all_text"},
+        "correspondents": {**HIGHLIGHTED_TEXT, "copy_to": "all_text"},
         "custom_fields": {
             "properties": {
                 "key": {"type": "keyword"},
-                "value": {**FRENCH_TEXT, "copy_to": "all_text",
+                "value": {**HIGHLIGHTED_TEXT, "copy_to": "all_text",
                           "fields": {"raw": {"type": "keyword", "ignore_above": 256, "normalizer": "estafette_folded"}}},
             }
         },
-        "notes": {**FRENCH_TEXT, "copy_to": "all_text"},
-        "attachment_names": {**FRENCH_TEXT, "copy_to": "all_text"},
-        "attachment_text": {**FRENCH_TEXT, "copy_to": "all_text"},
+        "notes": {**HIGHLIGHTED_TEXT, "copy_to": "all_text"},
+        "attachment_names": {**HIGHLIGHTED_TEXT, "copy_to": "all_text"},
+        "attachment_text": {**HIGHLIGHTED_TEXT, "copy_to": "all_text"},
         "all_text": FRENCH_TEXT,
-        "category": {"type": "keyword"},
-        "mail_type": {"type": "keyword"},
-        "status": {"type": "keyword"},
+        "category": FACET_KEYWORD,
+        "mail_type": FACET_KEYWORD,
+        "status": FACET_KEYWORD,
         "priority": {"type": "keyword"},
         "arrival_date": {"type": "date", "format": "strict_date"},
         "due_date": {"type": "date", "format": "strict_date"},

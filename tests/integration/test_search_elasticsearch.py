@@ -23,10 +23,23 @@ from app.search.documents import build_document
 from tests.conftest import user_context
 from tests.integration.search_support import days_ago, register_corpus
 
-EMPTY_SEARCH = {
-    "took": 1, "timed_out": False, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
-    "aggregations": {name: {"doc_count": 0, "values": {"buckets": []}} for name in ("mail_type", "category", "status", "department")},
-}
+
+def empty_search_response(request_body: bytes) -> dict[str, Any]:
+    """Return the response of Elasticsearch to a search matching nothing, with the requested aggregations."""
+    return {
+        "took": 1, "timed_out": False, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
+        "aggregations": _empty_aggregations(json.loads(request_body or b"{}").get("aggs", {})),
+    }
+
+
+def _empty_aggregations(aggregations: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for name, aggregation in aggregations.items():
+        if "terms" in aggregation:
+            responses[name] = {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": []}
+        else:
+            responses[name] = {"doc_count": 0, **_empty_aggregations(aggregation.get("aggs", {}))}
+    return responses
 
 
 class RecordingHandler(BaseHTTPRequestHandler):
@@ -44,7 +57,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
         elif self.path.startswith("/_bulk"):
             payload, status = {"took": 1, "errors": False, "items": []}, 200
         elif "/_search" in self.path:
-            payload, status = EMPTY_SEARCH, 200
+            payload, status = empty_search_response(body), 200
         else:
             payload, status = {"acknowledged": True}, 200
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -108,6 +121,40 @@ def test_search_body_for_administrator_has_no_visibility_filter(app_context, rec
 
     assert sent["query"]["bool"]["filter"] == []
     assert sent["query"]["bool"]["must"][0]["bool"]["must"] == [{"match": {"all_text": {"query": "demande", "operator": "and"}}}]
+
+
+def test_facets_without_filters_are_plain_terms(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    result = backend.search(user_context("admin"), SearchRequest(text="demande"))
+    sent = json.loads(requests[-1][2])
+
+    assert set(sent["aggs"]) == {"mail_type", "category", "status", "department"}
+    assert sent["aggs"]["department"] == {"terms": {"field": "handling_department_id", "size": 20}}
+    assert "post_filter" not in sent
+    assert result.facets == {"mail_type": [], "category": [], "status": [], "department": []}
+
+
+def test_facets_under_same_filters_share_aggregation(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    request = SearchRequest(text="demande", mail_types=["public_complaint"], statuses=["new"])
+    result = backend.search(user_context("admin"), request)
+    sent = json.loads(requests[-1][2])
+    type_filter = {"terms": {"mail_type": ["public_complaint"]}}
+    status_filter = {"terms": {"status": ["new"]}}
+
+    assert set(sent["aggs"]) == {"filtered_by_status", "filtered_by_mail_type", "filtered_by_mail_type_and_status"}
+    assert sent["aggs"]["filtered_by_status"]["filter"] == {"bool": {"filter": [status_filter]}}
+    assert set(sent["aggs"]["filtered_by_status"]["aggs"]) == {"mail_type"}
+    assert sent["aggs"]["filtered_by_mail_type"]["filter"] == {"bool": {"filter": [type_filter]}}
+    assert set(sent["aggs"]["filtered_by_mail_type"]["aggs"]) == {"status"}
+    assert sent["aggs"]["filtered_by_mail_type_and_status"]["filter"] == {"bool": {"filter": [type_filter, status_filter]}}
+    assert set(sent["aggs"]["filtered_by_mail_type_and_status"]["aggs"]) == {"category", "department"}
+    assert sent["post_filter"] == {"bool": {"filter": [type_filter, status_filter]}}
+    assert set(result.facets) == {"mail_type", "category", "status", "department"}
 
 
 def test_bulk_sends_engine_documents(app_context, recorder):

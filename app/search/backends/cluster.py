@@ -21,7 +21,7 @@ from app.search.backends import BackendUnavailable
 from app.search.criteria import FACETS, SearchHit, SearchRequest, SearchResult, resolve_filters
 from app.search.documents import MailDocument
 from app.search.mapping import index_definition
-from app.search.query import HIGHLIGHT_FIELDS, build_search_body
+from app.search.query import HIGHLIGHT_FIELDS, build_search_body, facet_buckets
 from app.search.snippets import excerpt
 
 log = logging.getLogger(__name__)
@@ -221,11 +221,8 @@ class ClusterBackend:
         self.ensure_index()
         response = self.adapter.search(self.alias, self.search_body(user, request, today))
         hits = [self._hit(hit) for hit in response["hits"]["hits"]]
-        facets = {
-            name: [(str(bucket["key"]), int(bucket["doc_count"]))
-                   for bucket in response["aggregations"][name]["values"]["buckets"]]
-            for name in FACETS
-        }
+        buckets = facet_buckets(response["aggregations"])
+        facets = {name: [(str(bucket["key"]), int(bucket["doc_count"])) for bucket in buckets[name]] for name in FACETS}
         return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets,
                             page=request.page, page_size=request.page_size)
 
