@@ -203,7 +203,8 @@ def measure(repeat: int, usernames: tuple[str, ...] = USERS, basket_ids: set[str
 
             query = basket_query(basket, user)
             dialect = db.engine.dialect
-            page_sql = str(basket_page_statement(basket, query.condition(), 1, PAGE_SIZE).compile(
+            # The count chooses the page statement's form, as in basket_page().
+            page_sql = str(basket_page_statement(basket, query, 1, PAGE_SIZE, count_basket(user, basket)).compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))
             count_sql = str(query.count_statement().compile(
                 dialect=dialect, compile_kwargs={"literal_binds": True}))

@@ -13,7 +13,7 @@ from datetime import date
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 
 from app.absences.models import Absence
 from app.core.db import run_in_write_transaction
@@ -33,15 +33,19 @@ def _today() -> date:
     return today_in_paris()
 
 
-def active_delegator_ids(delegate_id: int, today: date | None = None) -> list[int]:
-    """Return the ids of the users absent on ``today`` who chose ``delegate_id`` as their delegate."""
-    day = today or _today()
-    rows = db.session.execute(
+def active_delegators_statement(delegate_id: int, day: date) -> Select:
+    """Return the query of the users absent on ``day`` who chose ``delegate_id`` as their delegate."""
+    return (
         select(Absence.user_id)
         .where(Absence.delegate_id == delegate_id, Absence.cancelled.is_(False))
         .where(and_(Absence.starts_on <= day, Absence.ends_on >= day))
-        .order_by(Absence.user_id)
-    ).scalars()
+    )
+
+
+def active_delegator_ids(delegate_id: int, today: date | None = None) -> list[int]:
+    """Return the ids of the users absent on ``today`` who chose ``delegate_id`` as their delegate."""
+    day = today or _today()
+    rows = db.session.execute(active_delegators_statement(delegate_id, day).order_by(Absence.user_id)).scalars()
     return list(dict.fromkeys(rows))
 
 
@@ -50,7 +54,8 @@ def delegator_contexts(user: UserContext) -> list[UserContext]:
     cache = getattr(g, "estafette_delegators", None) if has_request_context() else None
     if cache is not None and user.user_id in cache:
         return cache[user.user_id]
-    ids = active_delegator_ids(user.user_id)
+    # build_user_context() reads them with the memberships, in the statement every request runs.
+    ids = list(user.delegator_ids) if user.delegator_ids is not None else active_delegator_ids(user.user_id)
     contexts = []
     if ids:
         users = db.session.execute(select(User).where(User.id.in_(ids), User.active.is_(True))).scalars()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask import g, has_request_context
-from sqlalchemy import Select, and_, any_, false, func, or_, select, true
+from sqlalchemy import Select, and_, any_, false, func, or_, select, true, union_all
 from sqlalchemy.sql.elements import ColumnElement, True_
 
 from app.configuration.loader import Configuration
@@ -139,6 +139,9 @@ class BasketQuery:
     inside_departments: tuple[int, ...] = ()
     outside_departments: tuple[int, ...] = ()
     filters_but_department: tuple[ColumnElement[bool], ...] = ()
+    # The handling departments the scope lists, and the basket's statuses; empty when the scope is not a department list.
+    departments: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
 
     def condition(self) -> ColumnElement[bool]:
         """Return the filters and the rule, testing ``confidential`` first inside the user's departments.
@@ -218,12 +221,27 @@ def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
     within_scope = _scope_is_within_user_departments(basket, user, direction)
     rule = true() if _filters_imply_visibility(basket) else visible_mail_clause(user, per_mail=within_scope)
     split_count = basket.closed_within_days is None
+    departments = tuple(_scope_departments(basket, user, direction))
+    statuses = tuple(basket.statuses)
     if direction and not within_scope and not isinstance(rule, True_):
         # The direction's departments outside the user's are the only ones whose mail needs the whole rule.
         inside = tuple(sorted(set(direction) & user.scope_department_ids))
         outside = tuple(sorted(set(direction) - user.scope_department_ids))
-        return BasketQuery(tuple(conditions), rule, False, split_count, inside, outside, tuple(conditions[1:]))
-    return BasketQuery(tuple(conditions), rule, within_scope, split_count)
+        return BasketQuery(
+            tuple(conditions), rule, False, split_count, inside, outside, tuple(conditions[1:]), departments, statuses
+        )
+    return BasketQuery(tuple(conditions), rule, within_scope, split_count, departments=departments, statuses=statuses)
+
+
+def _scope_departments(basket: BasketSpec, user: UserContext, direction: list[int] | None) -> list[int]:
+    """Return the handling departments that ``_scope_clause`` lists, or [] for a scope that is not a department list."""
+    if basket.scope == "my_departments_tree":
+        return sorted(user.scope_department_ids)
+    if basket.scope == "my_primary_department":
+        return [user.primary_department_id] if user.primary_department_id is not None else []
+    if basket.scope == "my_direction":
+        return sorted(direction or [])
+    return []
 
 
 def _status_clause(basket: BasketSpec) -> ColumnElement[bool]:
@@ -306,21 +324,103 @@ def basket_page(
     query = basket_query(basket, user)
     total = int(db.session.execute(query.count_statement()).scalar_one())
     page = max(1, page)
-    items = list(db.session.execute(basket_page_statement(basket, query.condition(), page, page_size)).scalars())
+    items: list[Mail] = []
+    # A page past the count would be empty: an empty basket costs one statement instead of two.
+    if (page - 1) * page_size < total:
+        items = list(db.session.execute(basket_page_statement(basket, query, page, page_size, total)).scalars())
     unread = unread_mail_ids(user, [mail.id for mail in items]) if basket.unread_marks else set()
     return BasketPage(basket, items, total, page, page_size, unread)
 
 
-def basket_page_statement(basket: BasketSpec, condition: ColumnElement[bool], page: int, page_size: int) -> Select:
+def basket_page_statement(
+    basket: BasketSpec, query: BasketQuery, page: int, page_size: int, total: int | None = None
+) -> Select:
     """Return the query of one page: the page's ids first, then their rows.
 
     The ids are sorted from the basket index alone (ix_mail_basket covers the
     scope, the sort and the visibility columns), so the database sorts small
     index entries and reads the table for the listed mails only, instead of
-    sorting whole rows of every mail in the basket.
+    sorting whole rows of every mail in the basket. ``total`` is the basket's
+    count when the caller has it; a small basket is then sorted in one piece.
     """
-    ids = _ordered(select(Mail.id).where(condition), basket).limit(page_size).offset((max(1, page) - 1) * page_size)
+    offset = (max(1, page) - 1) * page_size
+    if _merges_page_by_index_range(basket, query, offset + page_size, total):
+        ids = _merged_page_ids(query, offset, page_size)
+    else:
+        ids = _ordered(select(Mail.id).where(query.condition()), basket).limit(page_size).offset(offset)
     return _ordered(select(Mail).where(Mail.id.in_(ids)), basket)
+
+
+# Bounds of the merged form, measured on PostgreSQL 15 at 1,000,000 mails (bench/BASKETS.md): a
+# basket of 1,800 mails sorted in one piece in 2.2 ms against 4.5 ms merged. Every range adds
+# planning time. NOTE: the range limit is an estimate: 18 ranges (three departments) were faster
+# than one sort, and 24 ranges with read_all about as fast (7.7 ms against 7.3 ms).
+MERGED_PAGE_MAX_RANGES = 24
+MERGED_PAGE_MAX_ROWS = 500
+MERGED_PAGE_MIN_TOTAL = 5000
+
+
+def _merges_page_by_index_range(basket: BasketSpec, query: BasketQuery, rows: int, total: int | None) -> bool:
+    """Return whether the page ids are read as ordered index ranges, one per department and status.
+
+    ix_mail_basket is ordered by (handling_department_id, status, due_date, id),
+    but with ``status IN (...)`` PostgreSQL 15 reads every entry of the basket
+    and sorts them: 58,000 entries and 10 to 20 ms for an agent's "À traiter"
+    at 1,000,000 mails. Each (department, status) range is already in due-date
+    order, so the first ``rows`` entries of each, merged, give the page. Only
+    inside the user's departments, or with read_all, do these ranges need no
+    visibility test (see _merged_page_ids). SQLite keeps the single statement.
+    """
+    return (
+        db.engine.dialect.name == "postgresql"
+        and basket.sort == "due_date"
+        and bool(query.departments)
+        and bool(query.statuses)
+        and (query.within_scope or isinstance(query.rule, True_))
+        and len(query.departments) * len(query.statuses) <= MERGED_PAGE_MAX_RANGES
+        and rows <= MERGED_PAGE_MAX_ROWS
+        and (total is None or total >= MERGED_PAGE_MIN_TOTAL)
+    )
+
+
+def _merged_page_ids(query: BasketQuery, offset: int, page_size: int) -> Select:
+    """Return the ids of one page, due date first, merged from ordered index ranges.
+
+    Inside the user's departments the rule shows all mail that is not
+    confidential, so its ranges, one per department and status, test no rule.
+    The basket's confidential mail, a few percent, is one more range tested by
+    the rule, as in count_statement(). With the rule in every range, PostgreSQL
+    hashed the user's distribution entries again in each range that met a
+    confidential mail: about 1.7 ms each for 6,600 entries.
+    """
+    rows = offset + page_size
+
+    def ordered_range(*conditions: ColumnElement[bool]) -> Select:
+        return (
+            select(Mail.id, Mail.due_date)
+            .where(*conditions)
+            .order_by(Mail.due_date.asc().nulls_last(), Mail.id.asc())
+            .limit(rows)
+        )
+
+    unrestricted = isinstance(query.rule, True_)
+    not_confidential = () if unrestricted else (Mail.confidential.is_(false()),)
+    ranges = [
+        ordered_range(
+            Mail.handling_department_id == department_id, Mail.status == status, *query.filters, *not_confidential
+        )
+        for department_id in query.departments
+        for status in query.statuses
+    ]
+    if not unrestricted:
+        ranges.append(ordered_range(*query.filters, Mail.confidential.is_(true()), query.rule))
+    merged = union_all(*ranges).subquery()
+    return (
+        select(merged.c.id)
+        .order_by(merged.c.due_date.asc().nulls_last(), merged.c.id.asc())
+        .limit(page_size)
+        .offset(offset)
+    )
 
 
 def count_basket(user: UserContext, basket: BasketSpec) -> int:

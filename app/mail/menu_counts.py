@@ -43,7 +43,7 @@ def _key(user: UserContext, configuration_version: int | None, today: date) -> t
     # Everything of the user's context that a basket's filter or the visibility rule reads.
     return (
         user.user_id, user.permissions, user.department_ids, user.scope_department_ids,
-        user.primary_department_id, configuration_version, today,
+        user.primary_department_id, user.delegator_ids, configuration_version, today,
     )
 
 

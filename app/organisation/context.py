@@ -13,7 +13,8 @@ from flask_appbuilder.security.sqla.models import (
     assoc_permissionview_role,
     assoc_user_role,
 )
-from sqlalchemy import or_, select
+from sqlalchemy import Boolean, Integer, Row, cast, null, or_, select, union_all
+from sqlalchemy.orm import aliased
 
 from app.configuration.operations import MAIL_TYPE_VIEW_MENU_PREFIX, MAIL_VIEW_MENU
 from app.extensions import db
@@ -33,6 +34,9 @@ class UserContext:
     primary_department_id: int | None
     # department_ids plus all their sub-departments.
     scope_department_ids: frozenset[int] = field(default_factory=frozenset)
+    # Ids of the absent agents this user stands in for on the day the context was built, in id
+    # order. None means the context was built without them, so delegator_contexts() queries them.
+    delegator_ids: tuple[int, ...] | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -65,6 +69,37 @@ def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _memberships_with_scope(user_id: int) -> list[Row]:
+    """Return a row per membership of the user and per department in its scope, then a row per absent agent they stand in for.
+
+    Membership rows have ``delegator_id`` None; delegation rows have only
+    ``delegator_id``. It is one statement instead of four (memberships, their
+    paths, the departments under those paths, the delegations), because the
+    context is built at every request.
+    """
+    from app.absences.models import Absence
+    from app.absences.operations import active_delegators_statement
+    from app.mail.operations import today_in_paris
+
+    member = aliased(Department)
+    below = aliased(Department)
+    memberships = (
+        select(
+            UserDepartment.department_id,
+            UserDepartment.is_primary,
+            below.id.label("scope_department_id"),
+            cast(null(), Integer).label("delegator_id"),
+        )
+        .join(member, member.id == UserDepartment.department_id)
+        .join(below, below.path.startswith(member.path))
+        .where(UserDepartment.user_id == user_id)
+    )
+    delegators = active_delegators_statement(user_id, today_in_paris()).with_only_columns(
+        cast(null(), Integer), cast(null(), Boolean), cast(null(), Integer), Absence.user_id
+    )
+    return list(db.session.execute(union_all(memberships, delegators)))
+
+
 def build_user_context(user: object) -> UserContext:
     user_id = int(user.id)  # type: ignore[attr-defined]
     permissions: set[str] = set()
@@ -76,9 +111,8 @@ def build_user_context(user: object) -> UserContext:
         elif name == "register":
             types.add(view_menu.removeprefix(MAIL_TYPE_VIEW_MENU_PREFIX))
 
-    memberships = db.session.execute(
-        select(UserDepartment.department_id, UserDepartment.is_primary).where(UserDepartment.user_id == user_id)
-    ).all()
+    rows = _memberships_with_scope(user_id)
+    memberships = [row for row in rows if row.delegator_id is None]
     department_ids = frozenset(row.department_id for row in memberships)
     primary = next((row.department_id for row in memberships if row.is_primary), None)
     first = getattr(user, "first_name", "") or ""
@@ -90,18 +124,24 @@ def build_user_context(user: object) -> UserContext:
         registrable_types=frozenset(types),
         department_ids=department_ids,
         primary_department_id=primary,
-        scope_department_ids=department_scope(department_ids),
+        scope_department_ids=frozenset(row.scope_department_id for row in memberships),
+        delegator_ids=tuple(sorted({row.delegator_id for row in rows if row.delegator_id is not None})),
     )
 
 
 def current_user_context() -> UserContext | None:
-    """Return the context of the logged-in user, computed once per request."""
+    """Return the context of the logged-in user, computed once per request.
+
+    NOTE: ``g`` lives as long as the application context. A request pushed
+    inside an already active application context (a test or a script) shares
+    it with the requests before, as Flask-Login's cached user does.
+    """
     from flask_login import current_user
 
     if not has_request_context() or not current_user or not current_user.is_authenticated:
         return None
     context = getattr(g, "estafette_user_context", None)
-    if context is None:
+    if context is None or context.user_id != int(current_user.id):
         context = build_user_context(current_user)
         g.estafette_user_context = context
     return context

@@ -1,0 +1,75 @@
+"""Per-request caches of the visibility facts: kept for one request, never for the next one or another user.
+
+The user's context, the absent agents they stand in for and the menu counts
+are kept on ``flask.g``. Each request outside an application context gets a
+fresh ``g``, as under a WSGI server. So the requests below run outside one,
+and only the set-up and the writes between requests open an application context.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.absences.operations import cancel_absence, declare_absence
+from app.correspondents.operations import CorrespondentInput
+from app.mail.operations import Registration, register_mail, today_in_paris
+from tests.conftest import user_context
+
+
+def _confidential_for_sejour() -> int:
+    mail = register_mail(
+        user_context("courrier"),
+        Registration(
+            mail_type="public_complaint", subject="Signalement confidentiel du cache",
+            arrival_date=today_in_paris() - timedelta(days=1), handling_department="DMI-SSE-BPT",
+            confidential=True, assignee_id=user_context("sejour").user_id,
+            correspondent=CorrespondentInput(last_name="Martin", first_name="Léa", confirm_new=True),
+        ),
+    )
+    return mail.id
+
+
+def test_context_not_kept_for_next_user(app, client_as):
+    with app.app_context():
+        mail_id = _confidential_for_sejour()
+    sejour = client_as("sejour")
+    assert sejour.get(f"/mail/{mail_id}").status_code == 200
+    assert f'data-mail="{mail_id}"' in sejour.get("/mail/basket/to_process").get_data(as_text=True)
+
+    other = client_as("naturalisation")
+    assert other.get(f"/mail/{mail_id}").status_code == 404
+    assert f'data-mail="{mail_id}"' not in other.get("/mail/basket/to_process").get_data(as_text=True)
+
+
+def test_absence_seen_at_next_request(app, client_as):
+    with app.app_context():
+        mail_id = _confidential_for_sejour()
+    delegate = client_as("naturalisation")
+    assert delegate.get(f"/mail/{mail_id}").status_code == 404
+    assert f'data-mail="{mail_id}"' not in delegate.get("/mail/basket/to_process").get_data(as_text=True)
+
+    with app.app_context():
+        today = today_in_paris()
+        absence_id = declare_absence(
+            user_context("sejour"), today, today + timedelta(days=2), user_context("naturalisation").user_id
+        ).id
+    assert delegate.get(f"/mail/{mail_id}").status_code == 200
+
+    with app.app_context():
+        cancel_absence(user_context("sejour"), absence_id)
+    assert delegate.get(f"/mail/{mail_id}").status_code == 404
+
+
+def test_context_carries_delegations(app_context):
+    sejour_id = user_context("sejour").user_id
+    assert user_context("naturalisation").delegator_ids == ()
+
+    today = today_in_paris()
+    absence = declare_absence(
+        user_context("sejour"), today, today + timedelta(days=2), user_context("naturalisation").user_id
+    )
+    assert user_context("naturalisation").delegator_ids == (sejour_id,)
+    assert user_context("sejour").delegator_ids == ()
+
+    cancel_absence(user_context("sejour"), absence.id)
+    assert user_context("naturalisation").delegator_ids == ()
