@@ -22,6 +22,21 @@ from app.extensions import db
 
 
 class EstafetteSecurityManager(SecurityManager):
+    def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
+        """Check a permission of the logged-in user against the grants their request context read already.
+
+        Flask-AppBuilder's own check reads the user's roles, their groups and
+        the roles' grants: three queries per page, for the same rows that
+        build_user_context() reads in one. Other users, and configurations
+        with built-in roles (FAB_ROLES), take Flask-AppBuilder's path.
+        """
+        from app.organisation.context import current_user_context
+
+        context = current_user_context() if has_request_context() and not self.builtin_roles else None
+        if context is None or context.user_id != getattr(user, "id", None):
+            return super()._has_view_access(user, permission_name, view_name)
+        return (view_name, permission_name) in context.grants
+
     def exist_permission_on_roles(self, view_name: str, permission_name: str, role_ids: list[int]) -> bool:
         """Check a permission against every grant of ``role_ids``, read in one query per request.
 

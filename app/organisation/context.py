@@ -8,12 +8,13 @@ from flask import g, has_request_context
 from flask_appbuilder.security.sqla.models import (
     Permission,
     PermissionView,
-    Role,
     ViewMenu,
+    assoc_group_role,
     assoc_permissionview_role,
+    assoc_user_group,
     assoc_user_role,
 )
-from sqlalchemy import Boolean, Integer, Row, cast, null, or_, select, union_all
+from sqlalchemy import Boolean, Integer, Row, cast, null, or_, select, union, union_all
 from sqlalchemy.orm import aliased
 
 from app.configuration.operations import MAIL_TYPE_VIEW_MENU_PREFIX, MAIL_VIEW_MENU
@@ -34,7 +35,10 @@ class UserContext:
     primary_department_id: int | None
     # department_ids plus all their sub-departments.
     scope_department_ids: frozenset[int] = field(default_factory=frozenset)
-    # Ids of the absent agents this user stands in for on the day the context was built, in id
+    # Every (view menu, permission) pair the user's roles grant, direct or through a group, for
+    # Flask-AppBuilder's checks of menus and views (app/core/security.py).
+    grants: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    # Ids of the absent agents this user is the delegate of on the day the context was built, in id
     # order. None means the context was built without them, so delegator_contexts() queries them.
     delegator_ids: tuple[int, ...] | None = None
 
@@ -46,17 +50,22 @@ class UserContext:
 
 
 def _granted(user_id: int) -> list[tuple[str, str]]:
-    rows = db.session.execute(
-        select(Permission.name, ViewMenu.name)
-        .join(PermissionView, PermissionView.permission_id == Permission.id)
-        .join(ViewMenu, PermissionView.view_menu_id == ViewMenu.id)
-        .join(assoc_permissionview_role, assoc_permissionview_role.c.permission_view_id == PermissionView.id)
-        .join(Role, Role.id == assoc_permissionview_role.c.role_id)
-        .join(assoc_user_role, assoc_user_role.c.role_id == Role.id)
-        .where(assoc_user_role.c.user_id == user_id)
-        .where(or_(ViewMenu.name == MAIL_VIEW_MENU, ViewMenu.name.startswith(MAIL_TYPE_VIEW_MENU_PREFIX)))
+    """Return every (view menu, permission) pair granted to the user's roles, direct or through a group."""
+    role_ids = union(
+        select(assoc_user_role.c.role_id).where(assoc_user_role.c.user_id == user_id),
+        select(assoc_group_role.c.role_id)
+        .join(assoc_user_group, assoc_user_group.c.group_id == assoc_group_role.c.group_id)
+        .where(assoc_user_group.c.user_id == user_id),
     )
-    return [(permission, view_menu) for permission, view_menu in rows]
+    rows = db.session.execute(
+        select(ViewMenu.name, Permission.name)
+        .join(PermissionView, PermissionView.view_menu_id == ViewMenu.id)
+        .join(Permission, PermissionView.permission_id == Permission.id)
+        .join(assoc_permissionview_role, assoc_permissionview_role.c.permission_view_id == PermissionView.id)
+        .where(assoc_permissionview_role.c.role_id.in_(role_ids))
+        .distinct()
+    )
+    return [(view_menu, permission) for view_menu, permission in rows]
 
 
 def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
@@ -104,7 +113,8 @@ def build_user_context(user: object) -> UserContext:
     user_id = int(user.id)  # type: ignore[attr-defined]
     permissions: set[str] = set()
     types: set[str] = set()
-    for permission, view_menu in _granted(user_id):
+    grants = _granted(user_id)
+    for view_menu, permission in grants:
         name = permission.removeprefix("can_")
         if view_menu == MAIL_VIEW_MENU:
             permissions.add(name)
@@ -125,6 +135,7 @@ def build_user_context(user: object) -> UserContext:
         department_ids=department_ids,
         primary_department_id=primary,
         scope_department_ids=frozenset(row.scope_department_id for row in memberships),
+        grants=frozenset(grants),
         delegator_ids=tuple(sorted({row.delegator_id for row in rows if row.delegator_id is not None})),
     )
 

@@ -1,6 +1,6 @@
 """Per-request caches of the visibility facts: kept for one request, never for the next one or another user.
 
-The user's context, the absent agents they stand in for and the menu counts
+The user's context (with the grants that Flask-AppBuilder's menu checks read), the absent agents they stand in for and the menu counts
 are kept on ``flask.g``. Each request outside an application context gets a
 fresh ``g``, as under a WSGI server. So the requests below run outside one,
 and only the set-up and the writes between requests open an application context.
@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.sqla.models import Permission, PermissionView, User, ViewMenu
+from flask_login import login_user
+from sqlalchemy import select
+
 from app.absences.operations import cancel_absence, declare_absence
 from app.correspondents.operations import CorrespondentInput
+from app.demo.users import DEMO_USERS
+from app.extensions import db
 from app.mail.operations import Registration, register_mail, today_in_paris
 from tests.conftest import user_context
 
@@ -73,3 +81,26 @@ def test_context_carries_delegations(app_context):
 
     cancel_absence(user_context("sejour"), absence.id)
     assert user_context("naturalisation").delegator_ids == ()
+
+
+@pytest.mark.parametrize("username", [user.username for user in DEMO_USERS])
+def test_menu_access_same_as_appbuilder(app, username):
+    """The grants read with the logged-in user's context give the same access as Flask-AppBuilder's own role queries."""
+    with app.test_request_context("/"):
+        manager = app.appbuilder.sm
+        user = db.session.execute(select(User).where(User.username == username)).scalar_one()
+        login_user(user)
+        pairs = db.session.execute(
+            select(ViewMenu.name, Permission.name)
+            .join(PermissionView, PermissionView.view_menu_id == ViewMenu.id)
+            .join(Permission, PermissionView.permission_id == Permission.id)
+        ).all()
+
+        ours = {(view, permission) for view, permission in pairs if manager._has_view_access(user, permission, view)}
+        appbuilder = {
+            (view, permission) for view, permission in pairs
+            if SecurityManager._has_view_access(manager, user, permission, view)
+        }
+
+        assert ours == appbuilder
+        assert ours
