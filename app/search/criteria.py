@@ -19,6 +19,10 @@ DUE_BANDS = ("overdue", "week", "later", "none")
 FACETS = ("mail_type", "category", "status", "department")
 MAX_PAGE = 500
 MAX_PAGE_SIZE = 100
+# Matches counted exactly, by every backend. Past this number the total reads "more than
+# EXACT_LIMIT", and the page, its ranking and the facets cover the EXACT_LIMIT newest matches
+# by mail id (the oldest for the date_asc sort) only.
+EXACT_LIMIT = 1000
 
 
 @dataclass
@@ -150,8 +154,8 @@ class SearchResult:
     facets: dict[str, list[tuple[str, int]]]
     page: int
     page_size: int
-    # False when the embedded backend stopped counting: ``total`` is then a lower bound, and the
-    # page and facets cover the newest matches only (see EXACT_LIMIT in backends/embedded.py).
+    # False past EXACT_LIMIT matches: ``total`` is then EXACT_LIMIT, a lower bound, and the page
+    # and facets cover the EXACT_LIMIT newest matches only.
     total_is_exact: bool = True
     facets_are_exact: bool = True
 

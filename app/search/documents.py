@@ -63,6 +63,7 @@ class MailDocument:
     def engine_source(self) -> dict[str, Any]:
         """Return the document sent to Elasticsearch or OpenSearch (see mapping.py)."""
         return {
+            "mail_id": self.mail_id,
             "chrono": self.chrono,
             "chrono_key": self.chrono_key,
             "chrono_tail": self.chrono_tail,

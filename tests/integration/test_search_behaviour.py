@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 from datetime import timedelta
 
@@ -14,13 +15,17 @@ from app.mail.operations import Registration, register_mail
 from app.search.backends import BackendUnavailable
 from app.search.criteria import SearchRequest
 from app.search.indexer import drain, index_status, reindex
+from app.search.mapping import index_definition
 from app.search.models import OutboxEvent
 from app.search.operations import search
 from tests.conftest import user_context
 from tests.integration.search_support import (  # noqa: F401
+    SKIP_OPENSEARCH,
     _complaint,
     days_ago,
+    drop_backend,
     index_all,
+    make_backend,
     person,
     register_corpus,
     search_backend,
@@ -235,3 +240,25 @@ def test_facet_counts_stay_visible_only(search_backend):  # noqa: F811
     assert dict(filtered.facets["mail_type"]) == dict(seen.facets["mail_type"])
     assert not other_types & {value for value, _ in filtered.facets["mail_type"]}
     assert sum(count for _, count in filtered.facets["mail_type"]) == seen.total
+
+
+@SKIP_OPENSEARCH
+def test_outdated_index_refused_until_reindex(app_context):
+    backend = make_backend("opensearch")
+    try:
+        outdated = copy.deepcopy(index_definition())
+        del outdated["mappings"]["_meta"]
+        concrete = f"{backend.alias}-outdated"
+        backend.adapter.create_index(concrete, outdated)
+        backend.adapter.update_aliases([{"add": {"index": concrete, "alias": backend.alias}}])
+        mail = register_corpus()["naturalisation"]
+
+        with pytest.raises(BackendUnavailable, match="flask search reindex"):
+            backend.search(user_context("admin"), SearchRequest(text="naturalisation"))
+        reindex(backend)
+        result = backend.search(user_context("admin"), SearchRequest(text="naturalisation"))
+
+        assert backend.adapter.alias_targets(backend.alias) != [concrete]
+        assert mail.id in [hit.mail_id for hit in result.hits]
+    finally:
+        drop_backend(backend)

@@ -32,6 +32,18 @@ def empty_search_response(request_body: bytes) -> dict[str, Any]:
     }
 
 
+def probe_response(request_body: bytes, window_end: int | None) -> dict[str, Any]:
+    """Return the response of Elasticsearch to a window probe: more than EXACT_LIMIT matches when ``window_end`` is set."""
+    probe = json.loads(request_body)
+    if window_end is None:
+        return {"took": 1, "timed_out": False, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}
+    return {
+        "took": 1, "timed_out": False,
+        "hits": {"total": {"value": probe["track_total_hits"], "relation": "gte"},
+                 "hits": [{"_index": "estafette-mail", "_id": str(window_end), "_score": None, "sort": [window_end]}]},
+    }
+
+
 def _empty_aggregations(aggregations: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for name, aggregation in aggregations.items():
@@ -44,6 +56,8 @@ def _empty_aggregations(aggregations: dict[str, Any]) -> dict[str, Any]:
 
 class RecordingHandler(BaseHTTPRequestHandler):
     requests: list[tuple[str, str, bytes]] = []
+    # The mail id each window probe of an _msearch returns, or None for a window with few matches.
+    window_end: int | None = None
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -56,6 +70,10 @@ class RecordingHandler(BaseHTTPRequestHandler):
             status = 200
         elif self.path.startswith("/_bulk"):
             payload, status = {"took": 1, "errors": False, "items": []}, 200
+        elif "/_msearch" in self.path:
+            bodies = [line for line in body.decode().splitlines() if line][1::2]
+            payload = {"took": 1, "responses": [probe_response(line.encode(), type(self).window_end) for line in bodies]}
+            status = 200
         elif "/_search" in self.path:
             payload, status = empty_search_response(body), 200
         else:
@@ -78,6 +96,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
 @pytest.fixture()
 def recorder() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
     RecordingHandler.requests = []
+    RecordingHandler.window_end = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -188,3 +207,89 @@ def test_first_write_creates_index_and_alias(app_context, recorder):
     assert definition["mappings"]["dynamic"] is False
     assert definition["settings"]["index"]["analysis"]["analyzer"]["estafette_french"]["filter"][0] == "estafette_elision"
     assert json.loads(aliases[2])["actions"][0]["add"]["alias"] == "estafette-mail"
+
+
+def test_probes_batched_in_one_msearch(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    request = SearchRequest(text="demande", mail_types=["public_complaint"], statuses=["new"], sort="date_asc")
+    backend.search(user_context("admin"), request)
+    method, path, body = requests[0]
+    lines = [json.loads(line) for line in body.decode().splitlines() if line]
+    probes = lines[1::2]
+
+    assert path.startswith("/estafette-mail/_msearch")
+    assert len(requests) == 2
+    assert len(probes) == 3
+    assert all(probe["sort"] == [{"mail_id": "asc"}] for probe in probes)
+    assert all(probe["from"] == 999 and probe["size"] == 1 for probe in probes)
+    assert all(probe["track_total_hits"] == 1001 for probe in probes)
+    assert all("aggs" not in probe and "highlight" not in probe for probe in probes)
+    assert probes[0]["query"]["bool"]["filter"][1:] == [{"terms": {"mail_type": ["public_complaint"]}},
+                                                         {"terms": {"status": ["new"]}}]
+    assert probes[1]["query"]["bool"]["filter"][1:] == [{"terms": {"status": ["new"]}}]
+    assert probes[2]["query"]["bool"]["filter"][1:] == [{"terms": {"mail_type": ["public_complaint"]}}]
+
+
+def test_search_within_few_matches_unchanged(app_context, recorder):
+    url, requests = recorder
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    result = backend.search(user_context("admin"), SearchRequest(text="demande"))
+    sent = json.loads(requests[-1][2])
+
+    assert sent["track_total_hits"] is True
+    assert "range" not in json.dumps(sent)
+    assert result.total_is_exact
+    assert result.facets_are_exact
+
+
+def test_search_past_limit_cut_to_window(app_context, recorder):
+    url, requests = recorder
+    RecordingHandler.window_end = 590000
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    result = backend.search(user_context("admin"), SearchRequest(text="demande"))
+    sent = json.loads(requests[-1][2])
+
+    assert requests[-1][1].startswith("/estafette-mail/_search")
+    assert sent["query"]["bool"]["filter"] == [{"range": {"mail_id": {"gte": 590000}}}]
+    assert sent["track_total_hits"] is False
+    assert sent["aggs"]["mail_type"] == {"terms": {"field": "mail_type", "size": 20}}
+    assert "post_filter" not in sent
+    assert result.total == 1000
+    assert not result.total_is_exact
+    assert not result.facets_are_exact
+
+
+def test_facet_filter_window_in_its_group(app_context, recorder):
+    url, requests = recorder
+    RecordingHandler.window_end = 590000
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    backend.search(user_context("admin"), SearchRequest(text="demande", mail_types=["public_complaint"]))
+    sent = json.loads(requests[-1][2])
+    window = {"range": {"mail_id": {"gte": 590000}}}
+
+    # Every window ends at the same mail here, so the query cuts them all and no group repeats it.
+    assert sent["query"]["bool"]["filter"] == [window]
+    assert sent["post_filter"] == {"bool": {"filter": [{"terms": {"mail_type": ["public_complaint"]}}]}}
+    assert sent["aggs"]["mail_type"] == {"terms": {"field": "mail_type", "size": 20}}
+    assert sent["aggs"]["filtered_by_mail_type"]["filter"] == {"bool": {"filter": [{"terms": {"mail_type": ["public_complaint"]}}]}}
+
+
+def test_exact_number_stays_in_window(app_context, recorder):
+    url, requests = recorder
+    RecordingHandler.window_end = 590000
+    backend = cluster_backend("elasticsearch", url, "estafette-mail")
+    backend._ready = True
+    backend.search(user_context("admin"), SearchRequest(text="demande PREF75/2026/A/000123"))
+    probe = json.loads(requests[0][2].decode().splitlines()[1])
+    sent = json.loads(requests[-1][2])
+    window = sent["query"]["bool"]["filter"][0]["bool"]
+
+    assert "chrono_key" not in json.dumps(probe)
+    assert window["should"][0] == {"range": {"mail_id": {"gte": 590000}}}
+    assert any("chrono_key" in json.dumps(clause) for clause in window["should"][1:])
+    assert window["minimum_should_match"] == 1

@@ -2,6 +2,12 @@
 
 The index is reached through an alias (SEARCH_INDEX), so a rebuild fills a
 new index and swaps the alias in one atomic call while searches go on.
+
+A search follows the rule of the embedded backend. Up to EXACT_LIMIT matches,
+the total, the ranking and the facets are exact. Past it, the total reads
+EXACT_LIMIT, and the page, the ranking and the facets cover the EXACT_LIMIT
+newest matches by mail id (oldest for the date_asc sort). One ``_msearch``
+of cheap probes finds where each window ends before the search itself.
 """
 
 from __future__ import annotations
@@ -16,12 +22,29 @@ from markupsafe import Markup
 
 from app.mail.visibility import search_visibility_filter
 from app.organisation.context import UserContext
-from app.search.analysis import parse_query
+from app.search.analysis import ParsedQuery, parse_query
 from app.search.backends import BackendUnavailable
-from app.search.criteria import FACETS, SearchHit, SearchRequest, SearchResult, resolve_filters
+from app.search.criteria import (
+    EXACT_LIMIT,
+    FACETS,
+    ResolvedFilters,
+    SearchHit,
+    SearchRequest,
+    SearchResult,
+    resolve_filters,
+)
 from app.search.documents import MailDocument
-from app.search.mapping import index_definition
-from app.search.query import HIGHLIGHT_FIELDS, build_search_body, facet_buckets
+from app.search.mapping import MAPPING_VERSION, index_definition
+from app.search.query import (
+    HIGHLIGHT_FIELDS,
+    Windows,
+    build_search_body,
+    facet_buckets,
+    facet_clauses,
+    filter_clauses,
+    window_probe_body,
+    windowed_query,
+)
 from app.search.snippets import excerpt
 
 log = logging.getLogger(__name__)
@@ -43,6 +66,23 @@ class ClientAdapter:
             raise BackendUnavailable(str(error)) from error
         return getattr(response, "body", response)
 
+    def mapping_versions(self, alias: str) -> dict[str, int | None]:
+        """Return the Estafette mapping version of each index behind ``alias``, None when it has none."""
+        mappings = self.call(self.client.indices.get_mapping, index=alias)
+        return {
+            name: (definition.get("mappings", {}).get("_meta") or {}).get("estafette_mapping_version")
+            for name, definition in mappings.items()
+        }
+
+    @staticmethod
+    def responses(response: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the responses of an ``_msearch``, or raise BackendUnavailable when one of its searches failed."""
+        responses = response["responses"]
+        for item in responses:
+            if "error" in item:
+                raise BackendUnavailable(f"a search of the _msearch failed: {json.dumps(item['error'])[:500]}")
+        return list(responses)
+
 
 class OpenSearchAdapter(ClientAdapter):
     def __init__(self, url: str, timeout: float) -> None:
@@ -59,6 +99,12 @@ class OpenSearchAdapter(ClientAdapter):
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.client.search, index=index, body=body)
+
+    def multi_search(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines.extend(({}, body))
+        return self.responses(self.call(self.client.msearch, index=index, body=lines))
 
     def count(self, index: str) -> int:
         return int(self.call(self.client.count, index=index)["count"])
@@ -97,6 +143,12 @@ class ElasticsearchAdapter(ClientAdapter):
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.client.search, index=index, body=body)
 
+    def multi_search(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        searches: list[dict[str, Any]] = []
+        for body in bodies:
+            searches.extend(({}, body))
+        return self.responses(self.call(self.client.msearch, index=index, searches=searches))
+
     def count(self, index: str) -> int:
         return int(self.call(self.client.count, index=index)["count"])
 
@@ -134,7 +186,12 @@ class ClusterBackend:
     # --- Index lifecycle ----------------------------------------------------------------------
 
     def ensure_index(self) -> None:
-        """Create the first index and its alias when neither exists."""
+        """Create the first index and its alias when neither exists, or check the mapping version of the existing one.
+
+        Raises BackendUnavailable, asking for `flask search reindex`, when the
+        index was created by another version of the mapping: its queries would
+        fail or return wrong windows. The check runs again at the next call.
+        """
         if self._ready:
             return
         if not self.adapter.alias_targets(self.alias) and not self.adapter.index_exists(self.alias):
@@ -142,6 +199,14 @@ class ClusterBackend:
             self.adapter.create_index(concrete, index_definition())
             self.adapter.update_aliases([{"add": {"index": concrete, "alias": self.alias}}])
             log.info("search index %s created behind alias %s", concrete, self.alias)
+        else:
+            versions = self.adapter.mapping_versions(self.alias)
+            outdated = sorted(name for name, version in versions.items() if version != MAPPING_VERSION)
+            if outdated:
+                message = (f"search index {', '.join(outdated)} was created with mapping version "
+                           f"{versions[outdated[0]]}, this version needs {MAPPING_VERSION}: run `flask search reindex`")
+                log.error(message)
+                raise BackendUnavailable(message)
         self._ready = True
 
     def _new_index_name(self) -> str:
@@ -214,17 +279,56 @@ class ClusterBackend:
     # --- Searching -------------------------------------------------------------------------------
 
     def search_body(self, user: UserContext, request: SearchRequest, today: date | None = None) -> dict[str, Any]:
-        filters = resolve_filters(request, today or date.today())
-        return build_search_body(request, parse_query(request.text), filters, search_visibility_filter(user))
+        """Return the body of the search itself, after its window probes when it has any."""
+        return self._probed_body(user, request, today)[0]
 
     def search(self, user: UserContext, request: SearchRequest, today: date | None = None) -> SearchResult:
         self.ensure_index()
-        response = self.adapter.search(self.alias, self.search_body(user, request, today))
+        body, windows = self._probed_body(user, request, today)
+        response = self.adapter.search(self.alias, body)
         hits = [self._hit(hit) for hit in response["hits"]["hits"]]
         buckets = facet_buckets(response["aggregations"])
         facets = {name: [(str(bucket["key"]), int(bucket["doc_count"])) for bucket in buckets[name]] for name in FACETS}
-        return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets,
-                            page=request.page, page_size=request.page_size)
+        total_is_exact = windows is None or windows.hits is None
+        facets_are_exact = total_is_exact and (windows is None or all(value is None for value in windows.facets.values()))
+        total = int(response["hits"]["total"]["value"]) if total_is_exact else EXACT_LIMIT
+        return SearchResult(total=total, hits=hits, facets=facets, page=request.page, page_size=request.page_size,
+                            total_is_exact=total_is_exact, facets_are_exact=facets_are_exact)
+
+    def _probed_body(self, user: UserContext, request: SearchRequest,
+                     today: date | None) -> tuple[dict[str, Any], Windows | None]:
+        parsed = parse_query(request.text)
+        filters = resolve_filters(request, today or date.today())
+        visibility = search_visibility_filter(user)
+        windows = self._windows(request, parsed, filters, visibility)
+        return build_search_body(request, parsed, filters, visibility, windows), windows
+
+    def _windows(self, request: SearchRequest, parsed: ParsedQuery, filters: ResolvedFilters,
+                 visibility: dict[str, Any] | None) -> Windows | None:
+        """Probe the window of the page and the own window of each facet that is also a filter, in one round trip.
+
+        Return None when the search has nothing to cut (text without any
+        searchable word, or a registration number alone).
+        """
+        query = windowed_query(parsed, request.text)
+        if query is None:
+            return None
+        newest_first = request.sort != "date_asc"
+        common = filter_clauses(request, filters, visibility)
+        facet_filters = facet_clauses(request, filters)
+        probes = [window_probe_body(query, [*common, *facet_filters.values()], newest_first, EXACT_LIMIT)]
+        for name in facet_filters:
+            others = [clause for key, clause in facet_filters.items() if key != name]
+            probes.append(window_probe_body(query, [*common, *others], newest_first, EXACT_LIMIT))
+        boundaries = [self._window_end(response) for response in self.adapter.multi_search(self.alias, probes)]
+        return Windows(newest_first=newest_first, hits=boundaries[0], facets=dict(zip(facet_filters, boundaries[1:], strict=True)))
+
+    @staticmethod
+    def _window_end(probe: dict[str, Any]) -> int | None:
+        """Return the mail id where a probed window ends, or None when it has EXACT_LIMIT matches or fewer."""
+        if int(probe["hits"]["total"]["value"]) <= EXACT_LIMIT:
+            return None
+        return int(probe["hits"]["hits"][0]["sort"][0])
 
     @staticmethod
     def _hit(hit: dict[str, Any]) -> SearchHit:

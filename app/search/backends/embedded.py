@@ -46,6 +46,7 @@ from app.mail.visibility import visible_mail_clause
 from app.organisation.context import UserContext
 from app.search.analysis import ParsedQuery, parse_query
 from app.search.criteria import (
+    EXACT_LIMIT,
     FACETS,
     ResolvedFilters,
     SearchHit,
@@ -58,9 +59,6 @@ from app.search.models import SearchDocument
 from app.search.snippets import excerpt, highlight
 
 FACET_SIZE = 20
-# Matches counted exactly. Past this number the total reads "more than EXACT_LIMIT", and the page,
-# its ranking and the facets cover the EXACT_LIMIT newest matches only.
-EXACT_LIMIT = 1000
 CHRONO_BONUS = 1000.0
 # On PostgreSQL, words estimated to match more index rows than this are read newest first.
 COMMON_MATCHES = 2 * EXACT_LIMIT
@@ -281,11 +279,13 @@ class EmbeddedBackend:
             .limit(limit)
             .subquery("window")
         )
+        # _window drops the rows past EXACT_LIMIT from the end, so they must come in window order here too.
         return (
             select(window.c.id, func.ts_rank(vector, query).label("score"), window.c.mail_type, window.c.category,
                    window.c.status, window.c.handling_department_id.label("department"), window.c.arrival_date)
             .select_from(window)
             .join(document, document.c.mail_id == window.c.id)
+            .order_by(window.c.id.desc() if newest_first else window.c.id.asc())
         )
 
     @staticmethod
