@@ -145,6 +145,25 @@ def user_context(username: str) -> Any:
     return build_user_context(user)
 
 
+def confidential_for_sejour(subject: str = "Signalement confidentiel") -> int:
+    """Register a confidential complaint assigned to ``sejour`` in DMI-SSE-BPT and return its id."""
+    from datetime import timedelta
+
+    from app.correspondents.operations import CorrespondentInput
+    from app.mail.operations import Registration, register_mail, today_in_paris
+
+    mail = register_mail(
+        user_context("courrier"),
+        Registration(
+            mail_type="public_complaint", subject=subject,
+            arrival_date=today_in_paris() - timedelta(days=1), handling_department="DMI-SSE-BPT",
+            confidential=True, assignee_id=user_context("sejour").user_id,
+            correspondent=CorrespondentInput(last_name="Martin", first_name="Léa", confirm_new=True),
+        ),
+    )
+    return mail.id
+
+
 CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 

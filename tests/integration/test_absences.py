@@ -11,24 +11,10 @@ from app.absences.models import Absence
 from app.absences.operations import cancel_absence, declare_absence
 from app.actions.operations import ActionInput, perform_action
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
-from app.correspondents.operations import CorrespondentInput
 from app.extensions import db
 from app.mail.models import HistoryEntry
-from app.mail.operations import Registration, register_mail, today_in_paris
-from tests.conftest import csrf_token, user_context
-
-
-def _confidential_for_sejour() -> int:
-    mail = register_mail(
-        user_context("courrier"),
-        Registration(
-            mail_type="public_complaint", subject="Signalement confidentiel",
-            arrival_date=today_in_paris() - timedelta(days=1), handling_department="DMI-SSE-BPT",
-            confidential=True, assignee_id=user_context("sejour").user_id,
-            correspondent=CorrespondentInput(last_name="Martin", first_name="Léa", confirm_new=True),
-        ),
-    )
-    return mail.id
+from app.mail.operations import today_in_paris
+from tests.conftest import confidential_for_sejour, csrf_token, user_context
 
 
 def _absence(starts_in: int = 0, days: int = 5, user: str = "sejour", delegate: str = "naturalisation") -> Absence:
@@ -40,7 +26,7 @@ def _absence(starts_in: int = 0, days: int = 5, user: str = "sejour", delegate: 
 
 
 def test_delegate_acts_on_behalf(app_context):
-    mail_id = _confidential_for_sejour()
+    mail_id = confidential_for_sejour()
     with pytest.raises(NotFound):
         perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
     _absence()
@@ -54,14 +40,14 @@ def test_delegate_acts_on_behalf(app_context):
 
 
 def test_future_absence_grants_nothing_yet(app_context):
-    mail_id = _confidential_for_sejour()
+    mail_id = confidential_for_sejour()
     _absence(starts_in=3)
     with pytest.raises(NotFound):
         perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
 
 
 def test_cancelled_absence_ends_delegation(app_context):
-    mail_id = _confidential_for_sejour()
+    mail_id = confidential_for_sejour()
     absence = _absence()
     cancel_absence(user_context("sejour"), absence.id)
     with pytest.raises(NotFound):
@@ -101,7 +87,7 @@ def test_agent_cannot_declare_for_another(app_context):
 
 def test_delegate_opens_absent_baskets(app, client_as):
     with app.app_context():
-        mail_id = _confidential_for_sejour()
+        mail_id = confidential_for_sejour()
         sejour_id = user_context("sejour").user_id
     delegate = client_as("naturalisation")
     assert delegate.get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404

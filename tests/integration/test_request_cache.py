@@ -1,8 +1,9 @@
 """Per-request caches of the visibility facts: kept for one request, never for the next one or another user.
 
-The user's context (with the grants that Flask-AppBuilder's menu checks read), the absent agents they stand in for and the menu counts
-are kept on ``flask.g``. Each request outside an application context gets a
-fresh ``g``, as under a WSGI server. So the requests below run outside one,
+The user's context (with the grants that Flask-AppBuilder's menu checks
+read), the absent agents they stand in for and the menu counts are kept on
+``flask.g``. Each request outside an application context gets a fresh ``g``,
+as under a WSGI server. So the requests below run outside one,
 and only the set-up and the writes between requests open an application context.
 """
 
@@ -17,29 +18,15 @@ from flask_login import login_user
 from sqlalchemy import select
 
 from app.absences.operations import cancel_absence, declare_absence
-from app.correspondents.operations import CorrespondentInput
 from app.demo.users import DEMO_USERS
 from app.extensions import db
-from app.mail.operations import Registration, register_mail, today_in_paris
-from tests.conftest import user_context
-
-
-def _confidential_for_sejour() -> int:
-    mail = register_mail(
-        user_context("courrier"),
-        Registration(
-            mail_type="public_complaint", subject="Signalement confidentiel du cache",
-            arrival_date=today_in_paris() - timedelta(days=1), handling_department="DMI-SSE-BPT",
-            confidential=True, assignee_id=user_context("sejour").user_id,
-            correspondent=CorrespondentInput(last_name="Martin", first_name="Léa", confirm_new=True),
-        ),
-    )
-    return mail.id
+from app.mail.operations import today_in_paris
+from tests.conftest import confidential_for_sejour, user_context
 
 
 def test_context_not_kept_for_next_user(app, client_as):
     with app.app_context():
-        mail_id = _confidential_for_sejour()
+        mail_id = confidential_for_sejour("Signalement confidentiel du cache")
     sejour = client_as("sejour")
     assert sejour.get(f"/mail/{mail_id}").status_code == 200
     assert f'data-mail="{mail_id}"' in sejour.get("/mail/basket/to_process").get_data(as_text=True)
@@ -51,7 +38,7 @@ def test_context_not_kept_for_next_user(app, client_as):
 
 def test_absence_seen_at_next_request(app, client_as):
     with app.app_context():
-        mail_id = _confidential_for_sejour()
+        mail_id = confidential_for_sejour("Signalement confidentiel du cache")
     delegate = client_as("naturalisation")
     assert delegate.get(f"/mail/{mail_id}").status_code == 404
     assert f'data-mail="{mail_id}"' not in delegate.get("/mail/basket/to_process").get_data(as_text=True)
