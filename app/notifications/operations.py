@@ -143,7 +143,10 @@ class Recipient:
 
 @functools.cache
 def _users_with_preferences() -> Select[Any]:
-    """The active users of ``user_ids`` with their preferences; built once, as notify() runs in every registration."""
+    """Return the query of the active users of ``user_ids`` with their preferences.
+
+    The query is built once, because notify() runs in every registration.
+    """
     return (
         select(
             User.id, User.username, User.first_name, User.last_name, User.email,

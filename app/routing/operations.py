@@ -96,9 +96,9 @@ def sample_from_registration(registration: Any, picked: Correspondent | None = N
 
 @functools.cache
 def _department_and_user() -> Select[Any]:
-    """One query: the active department, the active user of that name, and whether they belong to its tree.
+    """Return the query of the active department, the active user of that name and whether they belong to its tree.
 
-    Built once: building the aliased department costs more than running the query.
+    The query is built once, because building the aliased department costs more than running it.
     """
     tree = aliased(Department)
     member = (
