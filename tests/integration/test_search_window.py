@@ -190,3 +190,45 @@ def test_window_same_on_both_backends(app_context, monkeypatch):
             assert from_opensearch == from_embedded, _case_id((user_name, request))
     finally:
         drop_backend(opensearch_backend)
+
+
+PHRASE = f"une {WORD} refusée"
+
+
+@pytest.mark.parametrize("reads_newest_first", [True, False], ids=["newest-first", "index-first"])
+def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_first):
+    """Check both ways PostgreSQL reads a text match, forced in turn, against the window rule.
+
+    Which way a search takes depends on the planner's estimate of the matches, so
+    the small register here would only ever take the index-first one.
+    """
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the choice between the two reading paths exists only on PostgreSQL")
+    matches = _register_window_corpus()
+    backend = make_backend("embedded")
+    index_all(backend)
+    _lower_limit(monkeypatch)
+    monkeypatch.setattr(embedded.EmbeddedBackend, "_reads_newest_first",
+                        lambda _self, _expression, _limit: reads_newest_first)
+    # Only the 5 complaints hold the phrase, so its window is complete: the cut past
+    # EXACT_LIMIT is checked by the one-word cases.
+    phrase_matches = [mail for mail in matches if mail.mail_type == "public_complaint"]
+    cases = [(user_name, request, matches) for user_name, request in CASES if request.text]
+    cases += [
+        ("admin", SearchRequest(text=f'"{PHRASE}"', sort="date_desc", page_size=10), phrase_matches),
+        ("admin", SearchRequest(text=f'"{PHRASE}"', sort="date_asc", page_size=10), phrase_matches),
+        # Both words are in every residence permit request, but never in this order.
+        ("admin", SearchRequest(text=f'"{WORD} demande"', sort="date_desc", page_size=10), []),
+    ]
+    assert len(phrase_matches) == LIMIT
+
+    for user_name, request, case_matches in cases:
+        result = search(user_context(user_name), request, backend=backend)
+        expected = _expected(user_name, case_matches, request)
+        observed = _observed(result)
+        case = _case_id((user_name, request))
+        assert observed["total_is_exact"] == expected["total_is_exact"], case
+        assert observed["facets_are_exact"] == expected["facets_are_exact"], case
+        assert observed["total"] == expected["total"], case
+        assert observed["page"] == expected["page"], case
+        assert observed["facets"] == expected["facets"], case
