@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import random
-import subprocess
 import time
 from collections.abc import Callable
 from functools import partial
@@ -43,12 +42,12 @@ import sqlalchemy as sa
 
 from bench.database import (
     BENCH_VAR_DIR,
-    ENSURE_POSTGRES,
     REPO,
     build_schema,
     configure_bench_logging,
     create_bench_app,
     reset_postgresql,
+    start_postgresql,
 )
 
 log = logging.getLogger("bench")
@@ -147,13 +146,8 @@ def _raw_pair_timer(connection: Any, first_sql: str, second_sql: str) -> Callabl
 
 
 def postgresql_url() -> str:
-    """Start the private PostgreSQL cluster if needed and return the URL of the basket benchmark database."""
-    result = subprocess.run([str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE],
-                            cwd=REPO, capture_output=True, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
-        raise RuntimeError(f"{ENSURE_POSTGRES.name} failed ({result.returncode}): {result.stderr.strip()}")
-    return lines[-1]
+    """Start the private PostgreSQL cluster if needed and return the URL of this benchmark's own database."""
+    return start_postgresql(POSTGRES_DATABASE)
 
 
 def analyse_postgresql(url: str) -> None:

@@ -46,15 +46,15 @@ def remove_sqlite_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def start_postgresql() -> str:
-    """Start the private PostgreSQL cluster if needed and return the benchmark database URL.
+def start_postgresql(database: str = POSTGRES_DATABASE) -> str:
+    """Start the private PostgreSQL cluster if needed and return the URL of ``database``.
 
     ``scripts/ensure-postgres.sh`` creates the database when missing and
     prints its SQLAlchemy URL as the last line of stdout. The cluster is left
     running afterwards because tests of other sessions may use it.
     """
     result = subprocess.run(
-        [str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE],
+        [str(ENSURE_POSTGRES), "--database", database],
         cwd=REPO, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
@@ -79,10 +79,15 @@ def reset_postgresql(url: str) -> None:
         engine.dispose()
 
 
-def database_url(backend: str, mail_count: int, fresh: bool) -> str:
-    """Return the URL of the benchmark database of ``backend``, emptied first when ``fresh``."""
+def database_url(backend: str, mail_count: int, fresh: bool, sqlite_name: str | None = None,
+                 postgres_database: str = POSTGRES_DATABASE) -> str:
+    """Return the URL of the benchmark database of ``backend``, emptied first when ``fresh``.
+
+    A benchmark with databases of its own passes their names: ``sqlite_name``
+    is a file name in var/bench/ with ``{mails}`` for the mail count.
+    """
     if backend == "sqlite":
-        path = sqlite_path(mail_count)
+        path = BENCH_VAR_DIR / sqlite_name.format(mails=mail_count) if sqlite_name else sqlite_path(mail_count)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:
             remove_sqlite_database(path)
@@ -90,7 +95,7 @@ def database_url(backend: str, mail_count: int, fresh: bool) -> str:
             raise FileNotFoundError(f"no SQLite benchmark database at {path}: run without --reuse-database first")
         return f"sqlite:///{path}"
     if backend == "postgresql":
-        url = start_postgresql()
+        url = start_postgresql(postgres_database)
         if fresh:
             reset_postgresql(url)
         return url

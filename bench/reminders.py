@@ -34,7 +34,6 @@ import os
 import pstats
 import random
 import statistics
-import subprocess
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -42,15 +41,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.database import (
-    BENCH_VAR_DIR,
-    ENSURE_POSTGRES,
-    REPO,
     build_schema,
     configure_bench_logging,
     create_bench_app,
+    database_url,
     log,
-    remove_sqlite_database,
-    reset_postgresql,
 )
 
 # Own database names, so that this benchmark never empties the one bench.run uses.
@@ -291,25 +286,6 @@ def measure_due_dates(registrations: int, seed: int) -> dict[str, Any]:
     }
 
 
-def database_url(backend: str, mails: int, fresh: bool) -> str:
-    """Return the URL of this benchmark's database, emptied first when ``fresh``."""
-    if backend == "sqlite":
-        path = BENCH_VAR_DIR / SQLITE_NAME.format(mails=mails)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            remove_sqlite_database(path)
-        elif not path.exists():
-            raise FileNotFoundError(f"no SQLite benchmark database at {path}: run without --reuse-database first")
-        return f"sqlite:///{path}"
-    result = subprocess.run(
-        [str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE], cwd=REPO, capture_output=True, text=True, check=True
-    )
-    url = result.stdout.strip().splitlines()[-1]
-    if fresh:
-        reset_postgresql(url)
-    return url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mails", type=int, default=1_000_000, help="mails to load")
@@ -327,7 +303,8 @@ def main() -> None:
 
     print({"load_average": os.getloadavg()})
     print(measure_due_dates(arguments.registrations, arguments.seed))
-    url = database_url(arguments.database, arguments.mails, fresh=not arguments.reuse_database)
+    url = database_url(arguments.database, arguments.mails, fresh=not arguments.reuse_database,
+                       sqlite_name=SQLITE_NAME, postgres_database=POSTGRES_DATABASE)
     app = create_bench_app(url)
     if not arguments.reuse_database:
         with app.app_context():

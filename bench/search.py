@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import random
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -31,14 +30,11 @@ from typing import Any
 from sqlalchemy import text as sql_text
 
 from bench.database import (
-    BENCH_VAR_DIR,
-    ENSURE_POSTGRES,
     REPO,
     build_schema,
     configure_bench_logging,
     create_bench_app,
-    remove_sqlite_database,
-    reset_postgresql,
+    database_url,
 )
 from bench.generate import load_mails
 from bench.measure import percentile
@@ -84,22 +80,7 @@ POSTGRES_DATABASE = "estafette_bench_search"
 
 def search_database_url(database: str, mails: int, fresh: bool) -> str:
     """Return the URL of this benchmark's database, emptied first when ``fresh``."""
-    if database == "sqlite":
-        path = BENCH_VAR_DIR / SQLITE_NAME.format(mails=mails)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            remove_sqlite_database(path)
-        elif not path.exists():
-            raise FileNotFoundError(f"no SQLite benchmark database at {path}: run without --reuse-database first")
-        return f"sqlite:///{path}"
-    result = subprocess.run([str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE], cwd=REPO,
-                            capture_output=True, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
-        raise RuntimeError(f"{ENSURE_POSTGRES.name} failed (exit code {result.returncode}): {result.stderr.strip()}")
-    if fresh:
-        reset_postgresql(lines[-1])
-    return lines[-1]
+    return database_url(database, mails, fresh, sqlite_name=SQLITE_NAME, postgres_database=POSTGRES_DATABASE)
 
 
 def attachment_text(rng: random.Random) -> str:

@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -33,12 +32,12 @@ from typing import Any
 from bench.baskets import add_distribution_lists, analyse_postgresql, percentile
 from bench.database import (
     BENCH_VAR_DIR,
-    ENSURE_POSTGRES,
     REPO,
     build_schema,
     configure_bench_logging,
     create_bench_app,
     reset_postgresql,
+    start_postgresql,
 )
 
 log = logging.getLogger("bench")
@@ -49,12 +48,7 @@ POSTGRES_DATABASE = "estafette_bench_statistics"
 
 def postgresql_url() -> str:
     """Start the private PostgreSQL cluster if needed and return the URL of this benchmark's own database."""
-    result = subprocess.run([str(ENSURE_POSTGRES), "--database", POSTGRES_DATABASE],
-                            cwd=REPO, capture_output=True, text=True, check=False)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
-        raise RuntimeError(f"{ENSURE_POSTGRES.name} failed ({result.returncode}): {result.stderr.strip()}")
-    return lines[-1]
+    return start_postgresql(POSTGRES_DATABASE)
 
 
 def sqlite_url(mails: int, reuse: bool) -> str:
