@@ -306,9 +306,9 @@ class EmbeddedBackend:
         # those are ranked. OFFSET 0 makes the planner plan the sorted matches on their own, so
         # it neither tests the word row by row newest first (most of the table when matches are
         # few) nor joins every match before sorting.
-        # A phrase makes the index recheck each match on its stored tsvector for word positions.
-        # So the index is asked only for all the words, which it answers without a recheck, and
-        # the phrase is tested on the rows read in order, on the tsvector the subquery carries.
+        # A phrase makes the index recheck each match on its stored tsvector for word positions,
+        # so the index looks up only the words, which needs no recheck. The phrase is then tested
+        # on the rows read in order, on the tsvector that the subquery carries.
         words = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(sorted(parsed.all_terms())))
         hit_columns = [document.c.mail_id, vector.label("terms_vector")] if parsed.phrases else [document.c.mail_id]
         hits = select(*hit_columns).where(vector.op("@@")(words)).order_by(order).offset(0).subquery("text_hits")
