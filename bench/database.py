@@ -84,7 +84,8 @@ def database_url(backend: str, mail_count: int, fresh: bool, sqlite_name: str | 
     """Return the URL of the benchmark database of ``backend``, emptied first when ``fresh``.
 
     A benchmark with databases of its own passes their names: ``sqlite_name``
-    is a file name in var/bench/ with ``{mails}`` for the mail count.
+    is a file name in var/bench/ and ``postgres_database`` a database name,
+    each may hold ``{mails}`` for the mail count.
     """
     if backend == "sqlite":
         path = BENCH_VAR_DIR / sqlite_name.format(mails=mail_count) if sqlite_name else sqlite_path(mail_count)
@@ -95,7 +96,7 @@ def database_url(backend: str, mail_count: int, fresh: bool, sqlite_name: str | 
             raise FileNotFoundError(f"no SQLite benchmark database at {path}: run without --reuse-database first")
         return f"sqlite:///{path}"
     if backend == "postgresql":
-        url = start_postgresql(postgres_database)
+        url = start_postgresql(postgres_database.format(mails=mail_count))
         if fresh:
             reset_postgresql(url)
         return url

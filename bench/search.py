@@ -75,7 +75,7 @@ QUERIES: list[tuple[str, dict[str, Any], str]] = [
 
 # Databases of their own, so that this benchmark and bench.run or bench.baskets never empty each other's.
 SQLITE_NAME = "search-{mails}.sqlite3"
-POSTGRES_DATABASE = "estafette_bench_search"
+POSTGRES_DATABASE = "estafette_bench_search_{mails}"
 
 
 def search_database_url(database: str, mails: int, fresh: bool) -> str:

@@ -13,6 +13,11 @@
 #               contains data/ (the PostgreSQL data directory), socket/
 #               (the Unix socket directory) and server.log.
 #   PGPORT      TCP port on 127.0.0.1 (default: 54329)
+#   PG_SHARED_BUFFERS  shared_buffers of the server (default: 128MB, the
+#               PostgreSQL default, enough for tests). The benchmarks at one
+#               million mails use 4GB, as a server with 16 GiB or more would.
+#               Read at start only: stop the cluster with
+#               scripts/stop-postgres.sh to change it.
 #
 # Progress lines go to stderr. Stdout gets one line, the SQLAlchemy URL, so
 # callers can write: DATABASE_URL="$(scripts/ensure-postgres.sh)".
@@ -27,6 +32,7 @@ repo_root="$(cd "$script_dir/.." && pwd)"
 
 PGDATA_DIR="${PGDATA_DIR:-$repo_root/var/postgres}"
 PGPORT="${PGPORT:-54329}"
+PG_SHARED_BUFFERS="${PG_SHARED_BUFFERS:-128MB}"
 role_name="estafette"
 role_password="estafette"
 test_database="estafette_test"
@@ -66,6 +72,9 @@ if [ -n "$extra_database" ] && ! [[ "$extra_database" =~ ^[a-z_][a-z0-9_]{0,62}$
 fi
 if ! [[ "$PGPORT" =~ ^[0-9]+$ ]] || [ "$PGPORT" -lt 1024 ] || [ "$PGPORT" -gt 65535 ]; then
     fail "invalid PGPORT '$PGPORT' (expected a port number from 1024 to 65535)"
+fi
+if ! [[ "$PG_SHARED_BUFFERS" =~ ^[0-9]+(kB|MB|GB)$ ]]; then
+    fail "invalid PG_SHARED_BUFFERS '$PG_SHARED_BUFFERS' (expected a size such as 128MB or 4GB)"
 fi
 
 "$script_dir/ensure-system-packages.sh" --postgres >&2
@@ -143,6 +152,7 @@ max_connections = 200
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+shared_buffers = '$PG_SHARED_BUFFERS'
 EOF
     log "starting cluster on 127.0.0.1:$PGPORT (log: $log_file)"
     # pg_ctl --wait polls the server like pg_isready does, and it also stops
