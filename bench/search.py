@@ -5,6 +5,9 @@
     PYTHONPATH=. python -m bench.search --mails 100000 --backend opensearch --reuse-database --opensearch-url http://127.0.0.1:59300
 
 The OpenSearch run indexes the register of the SQLite run with the same number of mails (``--reuse-database``).
+On PostgreSQL, ``--copy-of estafette_bench_baskets`` starts from a copy of the
+register of bench.baskets (seconds with CREATE DATABASE ... TEMPLATE, where the
+bulk load of a million mails took about 45 minutes in an earlier run) and indexes it.
 
 The register is bulk-loaded by bench.generate (no attachment files); a share
 of the mails (``--attachment-share``, 10 % by default) gets a generated
@@ -81,6 +84,25 @@ POSTGRES_DATABASE = "estafette_bench_search_{mails}"
 def search_database_url(database: str, mails: int, fresh: bool) -> str:
     """Return the URL of this benchmark's database, emptied first when ``fresh``."""
     return database_url(database, mails, fresh, sqlite_name=SQLITE_NAME, postgres_database=POSTGRES_DATABASE)
+
+
+def copy_postgresql_database(source: str, target: str) -> None:
+    """Drop ``target`` and create it again as a copy of ``source``, on the private cluster."""
+    import sqlalchemy as sa
+
+    from bench.database import start_postgresql
+
+    engine = sa.create_engine(start_postgresql(target).rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": source}).first() is None:
+                raise SystemExit(f"database {source} not found on the private cluster: run the benchmark that loads it first")
+            # The names are quoted into the text because CREATE DATABASE takes no parameters.
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target}"'))
+            connection.execute(sa.text(f'CREATE DATABASE "{target}" TEMPLATE "{source}"'))
+    finally:
+        engine.dispose()
+    log.info("database %s created as a copy of %s", target, source)
 
 
 def attachment_text(rng: random.Random) -> str:
@@ -241,10 +263,18 @@ def main() -> None:
                         help="Untimed runs of all the queries before timing them. On a node started just before, the Java JIT "
                              "still compiles the search code during the first queries, which took up to 5 times longer "
                              "at 100,000 mails.")
+    parser.add_argument("--copy-of", metavar="DATABASE", default=None,
+                        help="PostgreSQL only: replace this benchmark's database with a copy of DATABASE, "
+                             "a register loaded by another benchmark, then index it.")
     parser.add_argument("--output", type=Path, default=None, help="JSON file of the figures.")
     arguments = parser.parse_args()
     configure_bench_logging()
 
+    if arguments.copy_of:
+        if arguments.database != "postgresql" or arguments.reuse_database:
+            parser.error("--copy-of needs --database postgresql and replaces --reuse-database")
+        copy_postgresql_database(arguments.copy_of, POSTGRES_DATABASE.format(mails=arguments.mails))
+        arguments.reuse_database = True
     url = search_database_url(arguments.database, arguments.mails, fresh=not arguments.reuse_database)
     app = create_bench_app(url)
     figures: dict[str, Any] = {"mails": arguments.mails, "database": arguments.database, "backend": arguments.backend}
