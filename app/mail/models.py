@@ -50,6 +50,13 @@ class Mail(Model):
             "ix_mail_basket_visibility", "confidential", "handling_department_id", "status", "due_date",
             "created_by_id", "assignee_id", "initiating_department_id",
         ),
+        # The confidential part of those counts and pages, where the rule's distribution-list test needs id
+        # (migration 0014). PostgreSQL only: every SQLite index already ends with the rowid, which is id.
+        Index(
+            "ix_mail_basket_confidential", "handling_department_id", "status", "due_date", "id",
+            "confidential", "created_by_id", "assignee_id", "initiating_department_id",
+            postgresql_where=text("confidential IS TRUE"),
+        ).ddl_if(dialect="postgresql"),
         Index("ix_mail_assignee", "assignee_id", "status", "due_date"),
         # "Registered by me": its status filter, count and sorted page ids come from the index alone (migration 0011).
         Index("ix_mail_created_by", "created_by_id", "arrival_date", "id", "status"),
