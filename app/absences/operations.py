@@ -13,7 +13,7 @@ from datetime import date
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.models import User
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, and_, select
+from sqlalchemy import BindParameter, Select, and_, select
 
 from app.absences.models import Absence
 from app.core.db import run_in_write_transaction
@@ -33,8 +33,11 @@ def _today() -> date:
     return today_in_paris()
 
 
-def active_delegators_statement(delegate_id: int, day: date) -> Select:
-    """Return the query of the users absent on ``day`` who chose ``delegate_id`` as their delegate."""
+def active_delegators_statement(delegate_id: int | BindParameter[int], day: date | BindParameter[date]) -> Select:
+    """Return the query of the users absent on ``day`` who chose ``delegate_id`` as their delegate.
+
+    Either value may be a bound parameter, for a statement built once and run with many values.
+    """
     return (
         select(Absence.user_id)
         .where(Absence.delegate_id == delegate_id, Absence.cancelled.is_(False))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.models import (
@@ -14,7 +16,21 @@ from flask_appbuilder.security.sqla.models import (
     assoc_user_group,
     assoc_user_role,
 )
-from sqlalchemy import Boolean, Integer, Row, cast, null, or_, select, union, union_all
+from sqlalchemy import (
+    Boolean,
+    CompoundSelect,
+    Date,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    cast,
+    null,
+    or_,
+    select,
+    union,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 
 from app.configuration.operations import MAIL_TYPE_VIEW_MENU_PREFIX, MAIL_VIEW_MENU
@@ -49,15 +65,21 @@ class UserContext:
         return self.can("register") and type_id in self.registrable_types
 
 
-def _granted(user_id: int) -> list[tuple[str, str]]:
-    """Return every (view menu, permission) pair granted to the user's roles, direct or through a group."""
+@functools.cache
+def _grants_statement() -> Select[Any]:
+    """Build the query of every (view menu, permission) pair granted to the roles of user ``:user_id``, direct or through a group.
+
+    It is built once per process because building it costs more than running it,
+    and the context runs it at every request.
+    """
+    user_id = bindparam("user_id", type_=Integer)
     role_ids = union(
         select(assoc_user_role.c.role_id).where(assoc_user_role.c.user_id == user_id),
         select(assoc_group_role.c.role_id)
         .join(assoc_user_group, assoc_user_group.c.group_id == assoc_group_role.c.group_id)
         .where(assoc_user_group.c.user_id == user_id),
     )
-    rows = db.session.execute(
+    return (
         select(ViewMenu.name, Permission.name)
         .join(PermissionView, PermissionView.view_menu_id == ViewMenu.id)
         .join(Permission, PermissionView.permission_id == Permission.id)
@@ -65,6 +87,11 @@ def _granted(user_id: int) -> list[tuple[str, str]]:
         .where(assoc_permissionview_role.c.role_id.in_(role_ids))
         .distinct()
     )
+
+
+def _granted(user_id: int) -> list[tuple[str, str]]:
+    """Return every (view menu, permission) pair granted to the user's roles, direct or through a group."""
+    rows = db.session.execute(_grants_statement(), {"user_id": user_id})
     return [(view_menu, permission) for view_menu, permission in rows]
 
 
@@ -78,18 +105,16 @@ def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _memberships_with_scope(user_id: int) -> list[Row]:
-    """Return a row per membership of the user and per department in its scope, then a row per absent agent they stand in for.
+@functools.cache
+def _memberships_statement() -> CompoundSelect:
+    """Build the query of the memberships of user ``:user_id`` with their scope, then of the agents absent on ``:today`` they stand in for.
 
-    Membership rows have ``delegator_id`` None; delegation rows have only
-    ``delegator_id``. It is one statement instead of four (memberships, their
-    paths, the departments under those paths, the delegations), because the
-    context is built at every request.
+    It is built once per process, like _grants_statement().
     """
     from app.absences.models import Absence
     from app.absences.operations import active_delegators_statement
-    from app.mail.operations import today_in_paris
 
+    user_id = bindparam("user_id", type_=Integer)
     member = aliased(Department)
     below = aliased(Department)
     memberships = (
@@ -103,10 +128,23 @@ def _memberships_with_scope(user_id: int) -> list[Row]:
         .join(below, below.path.startswith(member.path))
         .where(UserDepartment.user_id == user_id)
     )
-    delegators = active_delegators_statement(user_id, today_in_paris()).with_only_columns(
+    delegators = active_delegators_statement(user_id, bindparam("today", type_=Date)).with_only_columns(
         cast(null(), Integer), cast(null(), Boolean), cast(null(), Integer), Absence.user_id
     )
-    return list(db.session.execute(union_all(memberships, delegators)))
+    return union_all(memberships, delegators)
+
+
+def _memberships_with_scope(user_id: int) -> list[Row]:
+    """Return a row per membership of the user and per department in its scope, then a row per absent agent they stand in for.
+
+    Membership rows have ``delegator_id`` None; delegation rows have only
+    ``delegator_id``. It is one statement instead of four (memberships, their
+    paths, the departments under those paths, the delegations), because the
+    context is built at every request.
+    """
+    from app.mail.operations import today_in_paris
+
+    return list(db.session.execute(_memberships_statement(), {"user_id": user_id, "today": today_in_paris()}))
 
 
 def build_user_context(user: object) -> UserContext:
