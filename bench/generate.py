@@ -470,7 +470,7 @@ class BulkLoader:
 
 
 def _correspondent_row(row_id: int, data: dict[str, Any], author_id: int, created_at: datetime) -> dict[str, Any]:
-    """Build the correspondent row that resolve_correspondent() writes for a typed entry."""
+    """Build the correspondent row that resolve_correspondent_id() writes for a typed entry."""
     typed = _correspondent_input(data, {})
     assert typed is not None
     name = typed.full_name or (typed.organisation or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 
 from app.core.errors import ValidationFailed
 from app.core.parsing import fold_for_match
@@ -111,17 +111,35 @@ def validate_input(data: CorrespondentInput) -> dict[str, list[str]]:
     return errors
 
 
-def resolve_correspondent(data: CorrespondentInput, actor_id: int | None) -> Correspondent:
-    """Return the picked entry, or create the typed one unless it is a probable duplicate.
+def resolve_correspondent_id(data: CorrespondentInput, actor_id: int | None) -> int:
+    """Return the id of the picked entry, or insert the typed one with an SQL statement and return its id.
 
-    Must run inside the caller's write transaction.
+    A typed entry is checked for invalid values and for probable duplicates
+    first. The new row is inserted with an SQL statement, without the
+    session's unit of work. Must run inside the caller's write transaction.
     """
     if data.id is not None:
-        row = db.session.get(Correspondent, data.id)
-        if row is None:
-            raise ValidationFailed({"correspondent": [str(_l("The chosen correspondent no longer exists."))]})
-        return row
+        return _picked(data.id).id
+    values = _new_correspondent_values(data, actor_id)
+    return int(db.session.execute(_INSERT_CORRESPONDENT, values).inserted_primary_key[0])
 
+
+# Built once: registration runs it for every correspondent typed on the form.
+_INSERT_CORRESPONDENT = insert(Correspondent.__table__)
+
+
+def _picked(correspondent_id: int) -> Correspondent:
+    row = db.session.get(Correspondent, correspondent_id)
+    if row is None:
+        raise ValidationFailed({"correspondent": [str(_l("The chosen correspondent no longer exists."))]})
+    return row
+
+
+def _new_correspondent_values(data: CorrespondentInput, actor_id: int | None) -> dict[str, object]:
+    """Check a typed correspondent and return its column values.
+
+    Raises ValidationFailed for invalid input and DuplicateCorrespondent for a probable duplicate not confirmed as new.
+    """
     errors = validate_input(data)
     if errors:
         raise ValidationFailed(errors)
@@ -131,25 +149,22 @@ def resolve_correspondent(data: CorrespondentInput, actor_id: int | None) -> Cor
             raise DuplicateCorrespondent(probable)
 
     name = data.full_name or (data.organisation or "")
-    row = Correspondent(
-        kind=data.kind,
-        civility=data.civility or None,
-        first_name=data.first_name or None,
-        last_name=data.last_name or None,
-        organisation=data.organisation or None,
-        email=(data.email or "").strip() or None,
-        phone=(data.phone or "").strip() or None,
-        address=data.address or None,
-        postcode=data.postcode or None,
-        city=data.city or None,
-        name_key=" ".join(filter(None, [name_key(name), fold_for_match(data.organisation or "")])),
-        email_key=normalise_email(data.email),
-        phone_key=normalise_phone(data.phone),
-        created_by_id=actor_id,
-    )
-    # Inserted by the caller's next flush, with the mail that names it.
-    db.session.add(row)
-    return row
+    return {
+        "kind": data.kind,
+        "civility": data.civility or None,
+        "first_name": data.first_name or None,
+        "last_name": data.last_name or None,
+        "organisation": data.organisation or None,
+        "email": (data.email or "").strip() or None,
+        "phone": (data.phone or "").strip() or None,
+        "address": data.address or None,
+        "postcode": data.postcode or None,
+        "city": data.city or None,
+        "name_key": " ".join(filter(None, [name_key(name), fold_for_match(data.organisation or "")])),
+        "email_key": normalise_email(data.email),
+        "phone_key": normalise_phone(data.phone),
+        "created_by_id": actor_id,
+    }
 
 
 def search_correspondents(text: str, limit: int = SEARCH_LIMIT) -> list[Correspondent]:

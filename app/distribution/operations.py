@@ -176,14 +176,32 @@ def apply_model(
         if (item.user and item.user in users) or (item.department and item.department in codes)
     ]
     opinions = add_opinion_requests(mail, targets, requested_by_id, now, existing)
-    return {"copies": [describe_target(entry) for entry in copies], "opinions": [describe_target(entry) for entry in opinions]}
+    names = target_names(users, codes)
+    return {
+        "copies": [describe_target(entry, names) for entry in copies],
+        "opinions": [describe_target(entry, names) for entry in opinions],
+    }
 
 
-def describe_target(entry: DistributionEntry) -> str:
-    """Return the username or department code an entry points at, for history details."""
+def target_names(user_ids: dict[str, int], department_ids: dict[str, int]) -> dict[tuple[str, int], str]:
+    """Invert the maps of user_ids_by_username and department_ids_by_code for describe_target."""
+    names = {("user", user_id): username for username, user_id in user_ids.items()}
+    names.update({("department", department_id): code for code, department_id in department_ids.items()})
+    return names
+
+
+def describe_target(entry: DistributionEntry, names: dict[tuple[str, int], str] | None = None) -> str:
+    """Return the username or department code an entry points at, for history details.
+
+    ``names`` (from target_names) contains the names the caller has already read, so that their rows are not read again.
+    """
     if entry.user_id is not None:
+        if names and ("user", entry.user_id) in names:
+            return names[("user", entry.user_id)]
         user = entry.user or db.session.get(User, entry.user_id)
         return user.username if user else str(entry.user_id)
+    if names and entry.department_id is not None and ("department", entry.department_id) in names:
+        return names[("department", entry.department_id)]
     department = entry.department or db.session.get(Department, entry.department_id)
     return department.code if department else str(entry.department_id)
 

@@ -134,6 +134,15 @@ def _collect_after_flush(session: Session, _flush_context: Any) -> None:
             changed |= _changed_mail_ids(instance, is_new, inserted)
 
 
+def note_inserted_mail(session: Session, mail_id: int) -> None:
+    """Record a mail inserted with an SQL statement as the flush listener records one the ORM inserted.
+
+    The caller sets the new mail's state itself, as registration does, so
+    later flushes in the transaction skip the mail's new correspondent links.
+    """
+    session.info.setdefault(INSERTED_KEY, set()).add(mail_id)
+
+
 def _refresh_before_commit(session: Session) -> None:
     """Recompute the noted mails' AR state in the transaction that commits their change."""
     session.flush()

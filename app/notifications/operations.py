@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
@@ -92,39 +92,53 @@ def facts_for(
 
     ``actor_name`` spares reading the actor's user row when the caller has the name.
     """
-    mail = notification.mail
+    return _facts(
+        notification.event, notification.mail, notification.mail_id, notification.params, language,
+        configuration, actor_name if actor_name is not None else display_name(notification.actor),
+    )
+
+
+def _facts(
+    event: str, mail: Mail | None, mail_id: int | None, params: dict[str, Any], language: str,
+    configuration: Configuration | None, actor_name: str,
+) -> NotificationFacts:
     type_label = ""
     if mail is not None:
         spec = (configuration or current_configuration()).mail_types.get(mail.mail_type)
         type_label = spec.labels.get(language) if spec else mail.mail_type
-    due = notification.params.get("due_date") or (mail.due_date.isoformat() if mail and mail.due_date else None)
+    due = params.get("due_date") or (mail.due_date.isoformat() if mail and mail.due_date else None)
     return NotificationFacts(
-        event=notification.event,
+        event=event,
         chrono=mail.chrono if mail else "",
         mail_subject=mail.subject if mail else "",
         mail_type=type_label,
         due_date=date.fromisoformat(due) if due else None,
-        actor_name=actor_name if actor_name is not None else display_name(notification.actor),
-        link=mail_link(notification.mail_id),
-        params=dict(notification.params),
+        actor_name=actor_name,
+        link=mail_link(mail_id),
+        params=dict(params),
     )
+
+
+def _email_values(user: Any, language: str, rendered: RenderedEmail, now: datetime) -> dict[str, Any]:
+    """Return the column values of a pending e-mail to ``user``, with a new Message-ID."""
+    domain = str(current_app.config["MAIL_SENDER"]).rsplit("@", 1)[-1].strip("> ") or "localhost"
+    return {
+        "user_id": user.id,
+        "to_address": user.email,
+        "language": language,
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "message_id": f"<{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}@{domain}>",
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def _queue_email(user: Any, language: str, rendered: RenderedEmail, now: datetime) -> EmailMessage:
-    domain = str(current_app.config["MAIL_SENDER"]).rsplit("@", 1)[-1].strip("> ") or "localhost"
-    message = EmailMessage(
-        user_id=user.id,
-        to_address=user.email,
-        language=language,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        message_id=f"<{now:%Y%m%d%H%M%S}.{secrets.token_hex(8)}@{domain}>",
-        state="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    message = EmailMessage(**_email_values(user, language, rendered, now))
     db.session.add(message)
     return message
 
@@ -231,6 +245,69 @@ def _visible_recipients(mail: Mail | None, recipients: list[Recipient], cache: N
     ]
 
 
+@dataclass
+class _Planned:
+    """One notification that notify() decided to write: its column values and those of its e-mail, if any."""
+
+    values: dict[str, Any]
+    email: dict[str, Any] | None
+
+
+def _plan_notifications(
+    event: str,
+    mail: Mail | None,
+    recipients: Iterable[int | None],
+    actor: UserContext | None,
+    params: dict[str, Any] | None,
+    now: datetime | None,
+    cache: NotificationCache | None,
+) -> list[_Planned]:
+    """Choose the recipients of ``event`` and render their e-mail without writing anything. notify() states the rules."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}; expected one of {', '.join(EVENTS)}")
+    now = now or utcnow()
+    actor_id = actor.user_id if actor is not None else None
+    wanted = list(dict.fromkeys(user_id for user_id in recipients if user_id is not None and user_id != actor_id))
+    if not wanted:
+        return []
+
+    cache = cache if cache is not None else NotificationCache()
+    visible = _visible_recipients(mail, cache.active(wanted), cache)
+    if not visible:
+        return []
+    # The texts read the mail from this reference, which may not be flushed yet, and the
+    # actor's name from their context.
+    actor_name = actor.display_name if actor is not None else ""
+    mail_id = mail.id if mail is not None else None
+
+    planned = []
+    for recipient in visible:
+        preference = cache.preferences(recipient.id)
+        notification_params = dict(params or {})
+        values: dict[str, Any] = {
+            "user_id": recipient.id,
+            "mail_id": mail_id,
+            "event": event,
+            "actor_id": actor_id,
+            "params": notification_params,
+            "created_at": now,
+            "read_at": None,
+            "email_state": "none",
+        }
+        email = None
+        if recipient.email and preference.wants_email(event):
+            if preference.email_mode == "digest":
+                values["email_state"] = "digest"
+            else:
+                facts = _facts(event, mail, mail_id, notification_params, preference.language, cache.configuration,
+                               actor_name)
+                rendered = render_single(preference.language, facts, display_name(recipient))
+                email = _email_values(recipient, preference.language, rendered, now)
+                values["email_state"] = "queued"
+        planned.append(_Planned(values, email))
+    return planned
+
+
 def notify(
     event: str,
     mail: Mail | None,
@@ -251,60 +328,63 @@ def notify(
     created, not yet flushed, so their ids are set when the caller's
     transaction flushes. Raises ValueError for an unknown event.
     """
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}; expected one of {', '.join(EVENTS)}")
-    now = now or utcnow()
-    actor_id = actor.user_id if actor is not None else None
-    wanted = list(dict.fromkeys(user_id for user_id in recipients if user_id is not None and user_id != actor_id))
-    if not wanted:
-        return []
-
-    cache = cache if cache is not None else NotificationCache()
-    recipients = _visible_recipients(mail, cache.active(wanted), cache)
-    if not recipients:
-        return []
-    # The notifications stay pending until the caller's transaction flushes, and a pending
-    # object loads no relationship, so the texts read the mail from this reference and
-    # the actor's name from their context.
-    actor_name = actor.display_name if actor is not None else ""
-
     created = []
-    for recipient in recipients:
-        preference = cache.preferences(recipient.id)
-        notification = Notification(
-            user_id=recipient.id,
-            mail_id=mail.id if mail is not None else None,
-            mail=mail,
-            event=event,
-            actor_id=actor_id,
-            params=dict(params or {}),
-            created_at=now,
-            email_state="none",
-        )
+    for planned in _plan_notifications(event, mail, recipients, actor, params, now, cache):
+        notification = Notification(**planned.values, mail=mail)
         db.session.add(notification)
-        if recipient.email and preference.wants_email(event):
-            if preference.email_mode == "digest":
-                notification.email_state = "digest"
-            else:
-                facts = facts_for(notification, preference.language, cache.configuration, actor_name)
-                rendered = render_single(preference.language, facts, display_name(recipient))
-                _queue_email(recipient, preference.language, rendered, now)
-                notification.email_state = "queued"
+        if planned.email is not None:
+            db.session.add(EmailMessage(**planned.email))
         created.append(notification)
     return created
+
+
+@functools.cache
+def _insert_statements() -> tuple[Any, Any]:
+    return insert(Notification.__table__), insert(EmailMessage.__table__)
+
+
+def insert_notifications(
+    event: str,
+    mail: Mail | None,
+    recipients: Iterable[int | None],
+    actor: UserContext | None = None,
+    params: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    cache: NotificationCache | None = None,
+) -> int:
+    """Write the rows notify() writes, with one INSERT statement per table; return the number of notifications.
+
+    For callers that do not need the Notification objects back, such as
+    registration: the rows skip the session's unit of work, so ``mail`` must
+    already be flushed.
+    """
+    planned = _plan_notifications(event, mail, recipients, actor, params, now, cache)
+    if not planned:
+        return 0
+    insert_notification, insert_email = _insert_statements()
+    db.session.execute(insert_notification, [item.values for item in planned])
+    emails = [item.email for item in planned if item.email is not None]
+    if emails:
+        db.session.execute(insert_email, emails)
+    return len(planned)
 
 
 # --- Reading and marking -----------------------------------------------------------
 
 
-def unread_count(user_id: int) -> int:
-    return int(
-        db.session.execute(
-            select(func.count()).select_from(Notification).where(
-                Notification.user_id == user_id, Notification.read_at.is_(None)
-            )
-        ).scalar_one()
+@functools.cache
+def _unread_count_statement() -> Select[Any]:
+    """Build the count of the unread notifications of user ``:user_id``.
+
+    It is built once per process, because every portal page runs it.
+    """
+    return select(func.count()).select_from(Notification).where(
+        Notification.user_id == bindparam("user_id"), Notification.read_at.is_(None)
     )
+
+
+def unread_count(user_id: int) -> int:
+    return int(db.session.execute(_unread_count_statement(), {"user_id": user_id}).scalar_one())
 
 
 def notifications_page(user_id: int, page: int, size: int) -> tuple[list[Notification], int]:

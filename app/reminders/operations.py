@@ -100,6 +100,10 @@ def today_in_paris(now: datetime) -> date:
     return now.astimezone(PARIS).date()
 
 
+# Built once: registration runs it for every mail that has a due date.
+_INSERT_REMINDERS = insert(Reminder.__table__)
+
+
 def schedule_reminders(
     mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime, new_mail: bool = False
 ) -> int:
@@ -128,7 +132,7 @@ def schedule_reminders(
         rows.append(_reminder_values(mail, plan, planned, occurrence=1))
     if rows:
         # The table, not the entity: an ORM bulk insert would split the rows by which columns are null.
-        db.session.execute(insert(Reminder.__table__), rows)
+        db.session.execute(_INSERT_REMINDERS, rows)
     return len(rows)
 
 

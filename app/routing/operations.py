@@ -29,6 +29,7 @@ from app.distribution.operations import (
     department_ids_by_code,
     department_model,
     describe_target,
+    target_names,
     user_ids_by_username,
 )
 from app.extensions import db
@@ -190,7 +191,8 @@ def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, a
         if name not in users:
             plan.notes.append(f"copy to {name} skipped: unknown or inactive user")
     copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id, existing=existing)
-    added = {"copies": [describe_target(entry) for entry in copies], "opinions": []}
+    names = target_names(users, codes)
+    added = {"copies": [describe_target(entry, names) for entry in copies], "opinions": []}
     model = configuration.distribution_lists.get(plan.model_id) if plan.model_id else None
     if model is not None:
         from_model = apply_model(mail, model, actor_id, today, existing=existing)

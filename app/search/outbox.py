@@ -75,6 +75,10 @@ def _changed_correspondent_ids(session: Session) -> set[int]:
     }
 
 
+# Built once: this listener runs at every flush that changes a mail.
+_INSERT_EVENT = insert(OutboxEvent.__table__)
+
+
 def _queue_after_flush(session: Session, _flush_context: Any) -> None:
     queued: set[int] = session.info.setdefault(QUEUED_KEY, set())
     for instance in session.new:
@@ -99,10 +103,21 @@ def _queue_after_flush(session: Session, _flush_context: Any) -> None:
         return
     now = utcnow()
     connection.execute(
-        insert(OutboxEvent.__table__),
+        _INSERT_EVENT,
         [{"entity": "mail", "entity_id": mail_id, "operation": "upsert", "created_at": now} for mail_id in missing],
     )
     queued.update(missing)
+
+
+def queue_inserted_mail(session: Session, mail_id: int) -> None:
+    """Queue the index update of a mail inserted with an SQL statement, which the flush listener does not see.
+
+    The mail counts as queued for the rest of the transaction, as if a flush had inserted it.
+    """
+    session.connection().execute(
+        _INSERT_EVENT, {"entity": "mail", "entity_id": mail_id, "operation": "upsert", "created_at": utcnow()}
+    )
+    session.info.setdefault(QUEUED_KEY, set()).add(mail_id)
 
 
 def _forget_queued(session: Session, _transaction: Any) -> None:

@@ -28,7 +28,7 @@ import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -64,6 +64,8 @@ ALL_DEPARTMENTS = 0
 PENDING_KEY = "statistics_pending_mail_ids"
 # Ids of the mails inserted in that transaction, which have no stored facts to subtract.
 INSERTED_KEY = "statistics_inserted_mail_ids"
+# Facts statement rows given by note_inserted_mail for some of those mails, by mail id.
+KNOWN_KEY = "statistics_known_fact_rows"
 BATCH_SIZE = 2000
 COUNTER_KEY = ("measure", "granularity", "day", "department_id", "mail_type", "category", "channel", "confidential",
                "assignee_id", "value", "flag")
@@ -91,6 +93,11 @@ class MailFacts:
 
 
 FACT_COLUMNS = tuple(item.name for item in fields(MailFacts))
+
+
+def fact_values(facts: MailFacts) -> dict[str, Any]:
+    """Return the MailStatistics column values of ``facts``."""
+    return {name: getattr(facts, name) for name in FACT_COLUMNS}
 
 
 def month_start(day: date) -> date:
@@ -232,17 +239,48 @@ def _facts_statement(events: tuple[str, ...]) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class FactsRow:
+    """One row of the facts statement (``_facts_statement``), for a mail whose caller knows every column."""
+
+    id: int
+    arrival_date: date
+    handling_department_id: int
+    mail_type: str
+    category: str
+    channel: str
+    confidential: bool
+    assignee_id: int | None
+    status: str
+    due_date: date | None
+    created_at: Any
+    closed_at: Any
+    calendar: str
+    first_sent: Any
+    has_sender: bool
+    attachments: int
+    # Number of history entries of an assigning event; a row with some is read from the database instead.
+    assigning: int
+
+
 def compute_facts(connection: Connection, mail_ids: list[int], configuration: Configuration) -> dict[int, MailFacts]:
     """Compute the facts of ``mail_ids`` from the mail rows and their history; a mail that no longer exists is absent."""
-    from app.mail.operations import PARIS
-    from app.statistics.operations import ACKNOWLEDGEMENT_DAYS
-
     if not mail_ids:
         return {}
     events = assigning_events(configuration)
     rows = connection.execute(_facts_statement(tuple(events)), {"mail_ids": list(mail_ids)}).all()
     if not rows:
         return {}
+    return _facts_of_rows(connection, rows, events, configuration)
+
+
+def _facts_of_rows(connection: Connection, rows: Iterable[Any], events: list[str],
+                   configuration: Configuration) -> dict[int, MailFacts]:
+    """Compute the facts of the facts statement's ``rows``, reading the assigning history of those that have some."""
+    from app.mail.operations import PARIS
+    from app.statistics.operations import ACKNOWLEDGEMENT_DAYS
+
+    rows = list(rows)
     entries: dict[int, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
     assigned = [row.id for row in rows if row.assigning]
     if assigned:
@@ -307,18 +345,23 @@ def _add_to_counters(connection: Connection, amounts: Counter[tuple[Any, ...]]) 
 
 
 def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration: Configuration,
-                  inserted: Iterable[int] = ()) -> None:
+                  inserted: Iterable[int] = (), known: dict[int, FactsRow] | None = None) -> None:
     """Recompute the facts of ``mail_ids`` and apply the difference to the counters.
 
     ``inserted`` names mails inserted in the current transaction, which have no stored facts yet.
+    ``known`` gives the facts statement's row of mails whose caller knows every column, which are not read.
     """
     ordered = sorted(set(mail_ids))
     new = set(inserted)
+    known_rows = {mail_id: row for mail_id, row in (known or {}).items() if not row.assigning}
     for start in range(0, len(ordered), BATCH_SIZE):
         batch = ordered[start:start + BATCH_SIZE]
         stored = [mail_id for mail_id in batch if mail_id not in new]
         before = _stored_facts(connection, stored) if stored else {}
-        after = compute_facts(connection, batch, configuration)
+        after = compute_facts(connection, [mail_id for mail_id in batch if mail_id not in known_rows], configuration)
+        given = [known_rows[mail_id] for mail_id in batch if mail_id in known_rows]
+        if given:
+            after.update(_facts_of_rows(connection, given, [], configuration))
         changed = [mail_id for mail_id in batch if before.get(mail_id) != after.get(mail_id)]
         if not changed:
             continue
@@ -332,14 +375,26 @@ def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration
         replaced = [mail_id for mail_id in changed if mail_id in before]
         if replaced:
             connection.execute(delete(MailStatistics.__table__).where(MailStatistics.mail_id.in_(replaced)))
-        new_rows = [dict(zip(FACT_COLUMNS, astuple(after[mail_id]), strict=True)) for mail_id in changed if mail_id in after]
+        new_rows = [fact_values(after[mail_id]) for mail_id in changed if mail_id in after]
         if new_rows:
-            connection.execute(insert(MailStatistics.__table__), new_rows)
+            connection.execute(_insert_facts_statement(), new_rows)
+
+
+# Statements run at every commit that changes a mail, built once so that SQLAlchemy finds them in its cache
+# without computing their cache key again.
+@functools.cache
+def _insert_facts_statement() -> Any:
+    return insert(MailStatistics.__table__)
+
+
+@functools.cache
+def _state_statement() -> Any:
+    return select(StatisticsState.fingerprint).where(StatisticsState.id == STATE_ID)
 
 
 def read_state(connection: Connection) -> dict[str, Any] | None:
     """Return the fingerprint the counters were built with, {} for an empty register not yet written, None if invalid."""
-    row = connection.execute(select(StatisticsState.fingerprint).where(StatisticsState.id == STATE_ID)).first()
+    row = connection.execute(_state_statement()).first()
     if row is None:
         return None
     return row[0] or {}
@@ -382,8 +437,7 @@ def rebuild_counters(connection: Connection, configuration: Configuration) -> in
         facts = compute_facts(connection, batch, configuration)
         for item in facts.values():
             amounts.update(contributions(item))
-        connection.execute(insert(MailStatistics.__table__),
-                           [dict(zip(FACT_COLUMNS, astuple(item), strict=True)) for item in facts.values()])
+        connection.execute(_insert_facts_statement(), [fact_values(item) for item in facts.values()])
         total += len(facts)
     _add_to_counters(connection, amounts)
     _write_state(connection, fingerprint(connection, configuration))
@@ -416,6 +470,18 @@ def _collect_after_flush(session: Session, _flush_context: Any) -> None:
     inserted.update(instance.id for instance in session.new if isinstance(instance, Mail))
 
 
+def note_inserted_mail(session: Session, mail_id: int, row: FactsRow | None = None) -> None:
+    """Count a mail inserted with an SQL statement at the commit, as the flush listener counts one the ORM inserted.
+
+    ``row`` spares reading the mail's facts at the commit. The caller must
+    know that nothing else in the transaction changes what it states.
+    """
+    session.info.setdefault(PENDING_KEY, set()).add(mail_id)
+    session.info.setdefault(INSERTED_KEY, set()).add(mail_id)
+    if row is not None:
+        session.info.setdefault(KNOWN_KEY, {})[mail_id] = row
+
+
 def _refresh_before_commit(session: Session) -> None:
     """Apply the changed mails' facts to the counters, in the transaction that commits them.
 
@@ -425,6 +491,7 @@ def _refresh_before_commit(session: Session) -> None:
     session.flush()
     mail_ids = session.info.pop(PENDING_KEY, set())
     inserted = session.info.pop(INSERTED_KEY, set())
+    known = session.info.pop(KNOWN_KEY, {})
     if not mail_ids:
         return
     from app.configuration.operations import current_configuration
@@ -441,13 +508,14 @@ def _refresh_before_commit(session: Session) -> None:
     elif state != current:
         invalidate_counters(connection, "the configuration changed: open statuses, assigning actions or calendars")
         return
-    refresh_mails(connection, mail_ids, configuration, inserted)
+    refresh_mails(connection, mail_ids, configuration, inserted, known)
 
 
 def _forget_pending(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(PENDING_KEY, None)
         session.info.pop(INSERTED_KEY, None)
+        session.info.pop(KNOWN_KEY, None)
 
 
 def install_statistics_listener() -> None:

@@ -14,7 +14,14 @@ from app.extensions import db
 from app.mail.models import Mail
 from app.notifications.mail import FolderBackend, SmtpBackend, deliver_pending
 from app.notifications.models import EmailMessage, Notification
-from app.notifications.operations import mark_read, notify, save_preferences, send_digests, unread_count
+from app.notifications.operations import (
+    insert_notifications,
+    mark_read,
+    notify,
+    save_preferences,
+    send_digests,
+    unread_count,
+)
 from tests.conftest import csrf_token, user_context
 from tests.integration.loopback_smtp import LoopbackSmtpServer
 from tests.integration.test_reminders import register, user_id
@@ -95,6 +102,37 @@ def test_notify_skips_users_who_cannot_see_mail(app_context):
 
     # Confidential: only the assignee and the agent who registered it see it.
     assert [row.user_id for row in created] == [user_id("sejour")]
+
+
+def test_insert_notifications_writes_notify_rows(app_context):
+    save_preferences(user_context("chef.sejour"), "en", "digest", [])
+    mail = register()
+    clerk = user_context("courrier")
+    recipients = [user_id("sejour"), user_id("chef.sejour"), clerk.user_id]
+    now = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    params = {"due_date": "2026-12-18"}
+
+    notify("opinion_requested", mail, recipients, actor=clerk, params=params, now=now)
+    db.session.flush()
+    inserted = insert_notifications("opinion_requested", mail, recipients, actor=clerk, params=params, now=now)
+    db.session.commit()
+
+    assert inserted == 2
+    rows = db.session.execute(
+        select(Notification).where(Notification.event == "opinion_requested").order_by(Notification.id)
+    ).scalars().all()
+    columns = ("user_id", "mail_id", "event", "actor_id", "params", "created_at", "read_at", "email_state")
+    by_orm = [tuple(getattr(row, name) for name in columns) for row in rows[:2]]
+    by_statement = [tuple(getattr(row, name) for name in columns) for row in rows[2:]]
+    assert by_statement == by_orm
+    assert [row.email_state for row in rows[:2]] == ["queued", "digest"]
+
+    emails = [message for message in queued_for("sejour") if message.created_at == now]
+    assert len(emails) == 2
+    email_columns = ("user_id", "to_address", "language", "subject", "body_text", "body_html", "state", "attempts",
+                     "next_attempt_at", "claimed_until", "last_error", "sent_at")
+    assert [getattr(emails[1], name) for name in email_columns] == [getattr(emails[0], name) for name in email_columns]
+    assert emails[1].message_id != emails[0].message_id
 
 
 def test_notify_rejects_unknown_event(app_context):
