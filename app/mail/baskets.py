@@ -408,10 +408,10 @@ def _statement_key(basket: BasketSpec, user: UserContext) -> tuple[Any, ...] | N
     The key contains every input of basket_query() for the baskets it accepts:
     the user's id, permissions and departments, today's date (due-date
     bands) and the database dialect. Baskets whose filters read anything else
-    are not cached: a direction (its departments are read from the
-    database), the signature book (it reads the delegations), a closing age
-    (it reads the clock), and every basket of a user who acts for an
-    absent agent today (the rule then reads the absent agent's rights).
+    are not cached. A direction reads its departments from the database, the
+    signature book reads the delegations and a closing age reads the clock.
+    The baskets of a user who acts for an absent agent today are not cached
+    either, because the rule then reads the absent agent's rights.
     """
     if (
         user.delegator_ids != ()

@@ -346,9 +346,9 @@ def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None) -> M
     The session's unit of work was the largest single cost of a registration
     (a third of its Python time under cProfile, at 1M mails), so the mail
     skips it. The flush listeners do not see this row, so this function does
-    what they do for an inserted mail: the search outbox row, the statistics
-    counters at the commit (from ``facts`` if given, with the new id), and the note
-    that the mail's acknowledgement state is already set.
+    their work for an inserted mail. It writes the search outbox row, hands
+    the statistics counters the mail for the commit (with ``facts``, when
+    passed, under the new id) and notes that its acknowledgement state is set.
     """
     session = db.session()
     # Through the session, not its connection: app/mail/menu_counts.py notes the write from this statement.

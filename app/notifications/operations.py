@@ -267,12 +267,12 @@ def _plan_notifications(
         raise ValueError(f"unknown notification event {event!r}; expected one of {', '.join(EVENTS)}")
     now = now or utcnow()
     actor_id = actor.user_id if actor is not None else None
-    wanted = list(dict.fromkeys(user_id for user_id in recipients if user_id is not None and user_id != actor_id))
-    if not wanted:
+    candidates = list(dict.fromkeys(user_id for user_id in recipients if user_id is not None and user_id != actor_id))
+    if not candidates:
         return []
 
     cache = cache if cache is not None else NotificationCache()
-    visible = _visible_recipients(mail, cache.active(wanted), cache)
+    visible = _visible_recipients(mail, cache.active(candidates), cache)
     if not visible:
         return []
     # The texts read the mail from this reference, which may not be flushed yet, and the

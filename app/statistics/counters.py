@@ -359,9 +359,9 @@ def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration
         stored = [mail_id for mail_id in batch if mail_id not in new]
         before = _stored_facts(connection, stored) if stored else {}
         after = compute_facts(connection, [mail_id for mail_id in batch if mail_id not in known_rows], configuration)
-        given = [known_rows[mail_id] for mail_id in batch if mail_id in known_rows]
-        if given:
-            after.update(_facts_of_rows(connection, given, [], configuration))
+        known = [known_rows[mail_id] for mail_id in batch if mail_id in known_rows]
+        if known:
+            after.update(_facts_of_rows(connection, known, [], configuration))
         changed = [mail_id for mail_id in batch if before.get(mail_id) != after.get(mail_id)]
         if not changed:
             continue
