@@ -349,7 +349,8 @@ def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration
     """Recompute the facts of ``mail_ids`` and apply the difference to the counters.
 
     ``inserted`` names mails inserted in the current transaction, which have no stored facts yet.
-    ``known`` gives the facts statement's row of mails whose caller knows every column, which are not read.
+    ``known`` maps mail ids to their facts statement row, built by a caller that knows every column, so
+    those mails are not read again.
     """
     ordered = sorted(set(mail_ids))
     new = set(inserted)
@@ -359,9 +360,10 @@ def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration
         stored = [mail_id for mail_id in batch if mail_id not in new]
         before = _stored_facts(connection, stored) if stored else {}
         after = compute_facts(connection, [mail_id for mail_id in batch if mail_id not in known_rows], configuration)
-        known = [known_rows[mail_id] for mail_id in batch if mail_id in known_rows]
-        if known:
-            after.update(_facts_of_rows(connection, known, [], configuration))
+        # A known row has no assigning history (see known_rows), so no assigning event is read.
+        known_in_batch = [known_rows[mail_id] for mail_id in batch if mail_id in known_rows]
+        if known_in_batch:
+            after.update(_facts_of_rows(connection, known_in_batch, [], configuration))
         changed = [mail_id for mail_id in batch if before.get(mail_id) != after.get(mail_id)]
         if not changed:
             continue
