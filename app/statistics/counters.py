@@ -64,7 +64,7 @@ ALL_DEPARTMENTS = 0
 PENDING_KEY = "statistics_pending_mail_ids"
 # Ids of the mails inserted in that transaction, which have no stored facts to subtract.
 INSERTED_KEY = "statistics_inserted_mail_ids"
-# Facts statement rows given by note_inserted_mail for some of those mails, by mail id.
+# Facts statement rows passed to note_inserted_mail for some of those mails, by mail id.
 KNOWN_KEY = "statistics_known_fact_rows"
 BATCH_SIZE = 2000
 COUNTER_KEY = ("measure", "granularity", "day", "department_id", "mail_type", "category", "channel", "confidential",
@@ -259,7 +259,7 @@ class FactsRow:
     first_sent: Any
     has_sender: bool
     attachments: int
-    # Number of history entries of an assigning event; a row with some is read from the database instead.
+    # Number of history entries of an assigning event. A row with some is read from the database instead.
     assigning: int
 
 
