@@ -136,6 +136,9 @@ class BasketQuery:
 
     filters: tuple[ColumnElement[bool], ...]
     rule: ColumnElement[bool]
+    # The rule where the query keeps confidential mail alone: without the departments' branch,
+    # which never holds there (visible_mail_clause's confidential_only).
+    confidential_rule: ColumnElement[bool]
     within_scope: bool
     # Whether ix_mail_basket_visibility serves the filters; it does not hold closed_at.
     split_count: bool
@@ -156,7 +159,7 @@ class BasketQuery:
         tests, so no branch needs the table row.
         """
         if self.within_scope:
-            return and_(*self.filters, or_(Mail.confidential.is_(false()), self.rule))
+            return and_(*self.filters, or_(Mail.confidential.is_(false()), self.confidential_rule))
         return and_(*self.filters, self.rule)
 
     def count_statement(self) -> Select:
@@ -172,7 +175,7 @@ class BasketQuery:
             outside = Mail.handling_department_id.in_(self.outside_departments)
             parts = [
                 (inside, Mail.confidential.is_(false())),
-                (inside, Mail.confidential.is_(true()), self.rule),
+                (inside, Mail.confidential.is_(true()), self.confidential_rule),
                 (outside, self.rule),
             ]
             counts = [
@@ -184,9 +187,18 @@ class BasketQuery:
             return select(func.count()).select_from(Mail).where(self.condition())
         plain = select(func.count()).select_from(Mail).where(*self.filters, Mail.confidential.is_(false()))
         confidential = select(func.count()).select_from(Mail).where(
-            *self.filters, Mail.confidential.is_(true()), self.rule
+            *self.filters, Mail.confidential.is_(true()), self.confidential_rule
         )
         return select(plain.scalar_subquery() + confidential.scalar_subquery())
+
+    def one_scan_count_statement(self) -> Select:
+        """Return the count as one scan with the rule as a filter: planned faster, read slower.
+
+        For an empty basket of an agent at 1,000,000 mails on PostgreSQL it took
+        0.15 ms of planning against 0.27 ms for count_statement(). Counting
+        17,000 mails took 2.6 ms against 1.6 ms.
+        """
+        return select(func.count()).select_from(Mail).where(self.condition())
 
     def capped_count_statement(self, cap: int) -> Select:
         """Return a count that stops at ``cap``: the database reads at most ``cap`` matching entries."""
@@ -226,7 +238,15 @@ def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
         conditions.append(Mail.closed_at >= utcnow() - timedelta(days=basket.closed_within_days))
     # Inside the user's departments, only confidential mail reaches the distribution-list test of the rule.
     within_scope = _scope_is_within_user_departments(basket, user, direction)
-    rule = true() if _filters_imply_visibility(basket) else visible_mail_clause(user, per_mail=within_scope)
+    # A distribution-role filter also leaves few mails to test: those of the user's entries of that role.
+    # Testing each one's own entries cost chef.sejour's "Avis en attente" count 1.3 ms at 1M mails,
+    # against 3.4 ms to read and hash all the entries of the user and their departments (6,606).
+    per_mail = within_scope or basket.distribution_role is not None
+    if _filters_imply_visibility(basket):
+        rule = confidential_rule = true()
+    else:
+        rule = visible_mail_clause(user, per_mail=per_mail)
+        confidential_rule = visible_mail_clause(user, per_mail=per_mail, confidential_only=True)
     split_count = basket.closed_within_days is None
     departments = tuple(_scope_departments(basket, user, direction))
     statuses = tuple(basket.statuses)
@@ -235,9 +255,13 @@ def basket_query(basket: BasketSpec, user: UserContext) -> BasketQuery:
         inside = tuple(sorted(set(direction) & user.scope_department_ids))
         outside = tuple(sorted(set(direction) - user.scope_department_ids))
         return BasketQuery(
-            tuple(conditions), rule, False, split_count, inside, outside, tuple(conditions[1:]), departments, statuses
+            tuple(conditions), rule, confidential_rule, False, split_count, inside, outside, tuple(conditions[1:]),
+            departments, statuses,
         )
-    return BasketQuery(tuple(conditions), rule, within_scope, split_count, departments=departments, statuses=statuses)
+    return BasketQuery(
+        tuple(conditions), rule, confidential_rule, within_scope, split_count, departments=departments,
+        statuses=statuses,
+    )
 
 
 def _scope_departments(basket: BasketSpec, user: UserContext, direction: list[int] | None) -> list[int]:
@@ -329,7 +353,7 @@ def basket_page(
 ) -> BasketPage:
     basket = get_basket(configuration, basket_id, user)
     statements = _basket_statements(basket, user, configuration)
-    total = int(db.session.execute(statements.count).scalar_one())
+    total = statements.count()
     page = max(1, page)
     items: list[Mail] = []
     # A page past the count would be empty: an empty basket costs one statement instead of two.
@@ -375,9 +399,23 @@ class _BasketStatements:
     def __init__(self, basket: BasketSpec, query: BasketQuery):
         self.basket = basket
         self.query = query
-        self.count = query.count_statement()
+        self._count = query.count_statement()
+        self._one_scan_count: Select | None = None
+        # The count this object last returned, shared by the requests that reuse it: a basket's
+        # size changes slowly, so it chooses the form of the next count.
+        self.last_total: int | None = None
         # The first page in both forms, keyed by its size and by whether it merges index ranges.
         self._first_pages: dict[tuple[int, bool], Select] = {}
+
+    def count(self) -> int:
+        statement = self._count
+        if self.last_total is not None and self.last_total < ONE_SCAN_COUNT_MAX_TOTAL:
+            if self._one_scan_count is None:
+                self._one_scan_count = self.query.one_scan_count_statement()
+            statement = self._one_scan_count
+        total = int(db.session.execute(statement).scalar_one())
+        self.last_total = total
+        return total
 
     def page(self, page: int, page_size: int, total: int) -> Select:
         if page != 1:
@@ -389,6 +427,9 @@ class _BasketStatements:
             statement = self._first_pages[key] = basket_page_statement(self.basket, self.query, 1, page_size, total)
         return statement
 
+
+# Below this many mails at the last count, a basket is counted in one scan (one_scan_count_statement).
+ONE_SCAN_COUNT_MAX_TOTAL = 1000
 
 # Users' baskets whose statements a process keeps, the least recently used dropped first. An
 # entry with its first page took 140 KB for an agent's "À traiter" and 255 KB for a head of three
@@ -538,7 +579,7 @@ def _merged_page_ids(query: BasketQuery, offset: int, page_size: int) -> Select:
         for status in query.statuses
     ]
     if not unrestricted:
-        ranges.append(ordered_range(*query.filters, Mail.confidential.is_(true()), query.rule))
+        ranges.append(ordered_range(*query.filters, Mail.confidential.is_(true()), query.confidential_rule))
     merged = union_all(*ranges).subquery()
     return (
         select(merged.c.id)

@@ -21,6 +21,7 @@ from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.distribution.models import DistributionEntry
+from app.extensions import db
 from app.mail.models import Mail
 from app.organisation.context import UserContext
 
@@ -30,14 +31,20 @@ def _listed_clause(user: UserContext, per_mail: bool) -> ColumnElement[bool]:
     if user.scope_department_ids:
         targets = or_(targets, DistributionEntry.department_id.in_(sorted(user.scope_department_ids)))
     if per_mail:
-        return select(DistributionEntry.id).where(DistributionEntry.mail_id == Mail.id, targets).exists()
+        entries = select(DistributionEntry.id).where(DistributionEntry.mail_id == Mail.id, targets)
+        if db.engine.dialect.name == "postgresql":
+            # OFFSET 0 keeps PostgreSQL 15 from turning EXISTS into a hash of all the user's entries.
+            # It chose the hash for the thousands of mails a basket scans, but only the confidential
+            # ones reach this test. Hashing 6,606 entries took 1.1 ms, for a page of 0.7 ms.
+            entries = entries.offset(0)
+        return entries.exists()
     return Mail.id.in_(select(DistributionEntry.mail_id).where(targets))
 
 
-def _own_clause(user: UserContext, per_mail: bool) -> ColumnElement[bool]:
+def _own_clause(user: UserContext, per_mail: bool, confidential_only: bool = False) -> ColumnElement[bool]:
     """Return what ``user`` sees by their own rights, without read_all and without delegation."""
     personal = or_(Mail.created_by_id == user.user_id, Mail.assignee_id == user.user_id)
-    if not user.scope_department_ids:
+    if confidential_only or not user.scope_department_ids:
         return or_(personal, _listed_clause(user, per_mail))
     scope = sorted(user.scope_department_ids)
     by_department = and_(
@@ -47,7 +54,9 @@ def _own_clause(user: UserContext, per_mail: bool) -> ColumnElement[bool]:
     return or_(personal, by_department, _listed_clause(user, per_mail))
 
 
-def visible_mail_clause(user: UserContext, *, per_mail: bool = False) -> ColumnElement[bool]:
+def visible_mail_clause(
+    user: UserContext, *, per_mail: bool = False, confidential_only: bool = False
+) -> ColumnElement[bool]:
     """Return a SQL condition on Mail that is true for the mail ``user`` may see.
 
     By default the distribution list is tested as ``mail.id IN (the user's
@@ -55,6 +64,11 @@ def visible_mail_clause(user: UserContext, *, per_mail: bool = False) -> ColumnE
     ``EXISTS`` on the mail's own entries instead. That is cheaper when the
     caller's query reaches this test for a few mails only, such as the
     confidential mail of a department basket. Both forms select the same mail.
+
+    ``confidential_only`` leaves out the departments' branch, which is never
+    true for confidential mail: the condition is then right only where the
+    caller's query already keeps confidential mail alone. PostgreSQL plans
+    the shorter condition in less time.
     """
     from app.absences.operations import delegator_contexts
 
@@ -63,12 +77,13 @@ def visible_mail_clause(user: UserContext, *, per_mail: bool = False) -> ColumnE
     delegators = delegator_contexts(user)
     if any(context.can("read_all") for context in delegators):
         return true()
-    return or_(_own_clause(user, per_mail), *(_own_clause(context, per_mail) for context in delegators))
+    return or_(
+        _own_clause(user, per_mail, confidential_only),
+        *(_own_clause(context, per_mail, confidential_only) for context in delegators),
+    )
 
 
 def _is_listed(user: UserContext, mail: Mail) -> bool:
-    from app.extensions import db
-
     found = db.session.execute(
         select(DistributionEntry.id)
         .where(DistributionEntry.mail_id == mail.id)
@@ -126,8 +141,6 @@ def visibility_facts(mail: Mail, entries: list[DistributionEntry] | None = None)
 
     ``entries`` are the mail's distribution entries when the caller loaded them already.
     """
-    from app.extensions import db
-
     if entries is None:
         entries = list(db.session.execute(select(DistributionEntry).where(DistributionEntry.mail_id == mail.id)).scalars())
     return {

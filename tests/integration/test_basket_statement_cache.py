@@ -127,8 +127,8 @@ def test_new_day_builds_new_statements(app_context, monkeypatch):
     after = baskets._basket_statements(basket, user, configuration)
 
     assert after is not before
-    assert today + timedelta(days=30) in after.count.compile().params.values()
-    assert today + timedelta(days=30) not in before.count.compile().params.values()
+    assert today + timedelta(days=30) in after.query.count_statement().compile().params.values()
+    assert today + timedelta(days=30) not in before.query.count_statement().compile().params.values()
 
 
 def test_new_configuration_empties_cache(app_context):
@@ -197,3 +197,34 @@ def test_assignees_read_with_page(app_context):
     assert names[first] == "sejour"
     assert names[second] == "renouvellement"
     assert statements == []
+
+
+def test_basket_count_form_follows_last_count(app_context, monkeypatch):
+    for number in range(3):
+        _register_open_mail("DMI-SSE-BPT", f"Demande {number}")
+    confidential_for_sejour()
+    db.session.commit()
+    configuration = current_configuration()
+    user = user_context("sejour")
+    basket = configuration.baskets["my_department"]
+    expected = baskets.count_basket(user, basket)
+    assert expected >= 4
+    counts: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "count(" in statement.lower():
+            counts.append(statement.lower())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        # First count: the split form, which the statements object does not know to be small.
+        monkeypatch.setattr(baskets, "ONE_SCAN_COUNT_MAX_TOTAL", expected + 1)
+        assert baskets.basket_page(user, configuration, basket.id, 1, 50).total == expected
+        # Known small now: one scan, the same count.
+        assert baskets.basket_page(user, configuration, basket.id, 1, 50).total == expected
+        # The basket grew past the bound at that count: back to the split form.
+        monkeypatch.setattr(baskets, "ONE_SCAN_COUNT_MAX_TOTAL", expected)
+        assert baskets.basket_page(user, configuration, basket.id, 1, 50).total == expected
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert [statement.count("count(") for statement in counts] == [2, 1, 2]
