@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.extensions import db
 from app.mail.models import Mail
@@ -195,21 +195,36 @@ def test_window_same_on_both_backends(app_context, monkeypatch):
 PHRASE = f"une {WORD} refusée"
 
 
-@pytest.mark.parametrize("reads_newest_first", [True, False], ids=["newest-first", "index-first"])
-def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_first):
-    """Check both ways PostgreSQL reads a text match, forced in turn, against the window rule.
+@pytest.mark.parametrize(
+    ("reads_newest_first", "in_ranges"), [(True, False), (False, False), (False, True)],
+    ids=["newest-first", "index-first", "index-first-in-ranges"],
+)
+def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_first, in_ranges):
+    """Check the ways PostgreSQL reads a text match, forced in turn, against the window rule.
 
     Which way a search takes depends on the planner's estimate of the matches, so
-    the small register here would only ever take the index-first one.
+    the small register here would only ever take the index-first one in one statement.
+    Ranges of ids are forced by an estimate far above the matches: the first range then
+    covers only EXACT_LIMIT + 1 ids, and each next one four times more.
     """
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("the choice between the two reading paths exists only on PostgreSQL")
+        pytest.skip("the choice between the reading paths exists only on PostgreSQL")
     matches = _register_window_corpus()
     backend = make_backend("embedded")
     index_all(backend)
     _lower_limit(monkeypatch)
     monkeypatch.setattr(embedded.EmbeddedBackend, "_reads_newest_first",
-                        lambda _self, _expression, _limit: reads_newest_first)
+                        lambda _self, _matches, _limit: reads_newest_first)
+    if in_ranges:
+        monkeypatch.setattr(embedded, "RANGED_MATCHES", 0)
+        monkeypatch.setattr(embedded.EmbeddedBackend, "_estimated_matches", staticmethod(lambda _expression: 10**9))
+    ranged_statements: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _many):
+        if "text_hits" in statement and "search_document.mail_id >" in statement:
+            ranged_statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
     # Only the 5 complaints hold the phrase, so its window is complete: the cut past
     # EXACT_LIMIT is checked by the one-word cases.
     phrase_matches = [mail for mail in matches if mail.mail_type == "public_complaint"]
@@ -222,13 +237,18 @@ def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_
     ]
     assert len(phrase_matches) == LIMIT
 
-    for user_name, request, case_matches in cases:
-        result = search(user_context(user_name), request, backend=backend)
-        expected = _expected(user_name, case_matches, request)
-        observed = _observed(result)
-        case = _case_id((user_name, request))
-        assert observed["total_is_exact"] == expected["total_is_exact"], case
-        assert observed["facets_are_exact"] == expected["facets_are_exact"], case
-        assert observed["total"] == expected["total"], case
-        assert observed["page"] == expected["page"], case
-        assert observed["facets"] == expected["facets"], case
+    try:
+        for user_name, request, case_matches in cases:
+            result = search(user_context(user_name), request, backend=backend)
+            expected = _expected(user_name, case_matches, request)
+            observed = _observed(result)
+            case = _case_id((user_name, request))
+            assert observed["total_is_exact"] == expected["total_is_exact"], case
+            assert observed["facets_are_exact"] == expected["facets_are_exact"], case
+            assert observed["total"] == expected["total"], case
+            assert observed["page"] == expected["page"], case
+            assert observed["facets"] == expected["facets"], case
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    # The ranges were read in several statements, or the case proves nothing about them.
+    assert (len(ranged_statements) > len(cases)) if in_ranges else not ranged_statements

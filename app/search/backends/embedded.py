@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -66,6 +66,13 @@ CHRONO_BONUS = 1000.0
 # On PostgreSQL, words estimated to match at least this many index rows are read newest first
 # whatever the size of the index (see _reads_newest_first).
 COMMON_MATCHES = 2 * EXACT_LIMIT
+# On PostgreSQL, a word read from the index that is estimated to match more index rows than this
+# is read in ranges of mail ids, newest first (see _ranged_text_rows).
+RANGED_MATCHES = 4 * EXACT_LIMIT
+# The first range covers about this many times the matches needed (at the estimated density), and
+# each next range this many times more ids than the one before.
+FIRST_RANGE_MATCHES = 2
+RANGE_GROWTH = 4
 # PostgreSQL settings for the statements of one search, back to their defaults after it.
 PLANNER_SETTINGS = (
     # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any
@@ -90,6 +97,13 @@ def _set_locally(settings: Iterable[str]) -> None:
     if statements:
         # Without parameters psycopg sends the text as one simple query, which may hold several statements.
         db.session.execute(text(statements))
+
+
+class _RangedText(NamedTuple):
+    """The index-first text statement of a frequent word, to run over ranges of mail ids (_ranged_text_rows)."""
+
+    statement: Callable[[int | None, int | None], Select[Any]]
+    estimated_matches: int
 
 
 class _Candidate(NamedTuple):
@@ -223,10 +237,10 @@ class EmbeddedBackend:
         complete = True
         results = []
         for statement, bonus in parts:
-            methods_off = statement.get_execution_options().get(PLANNER_METHODS_OFF, ())
-            _set_locally(f"{method} = off" for method in methods_off)
-            found = db.session.execute(statement).all()
-            _set_locally(f"{method} TO DEFAULT" for method in methods_off)
+            if isinstance(statement, _RangedText):
+                found = self._ranged_text_rows(statement, limit)
+            else:
+                found = self._rows(statement)
             if len(found) == limit:
                 complete = False
                 del found[EXACT_LIMIT:]
@@ -244,6 +258,42 @@ class EmbeddedBackend:
         return list(by_id.values()), complete
 
     @staticmethod
+    def _rows(statement: Select[Any]) -> list[Any]:
+        methods_off = statement.get_execution_options().get(PLANNER_METHODS_OFF, ())
+        _set_locally(f"{method} = off" for method in methods_off)
+        found = db.session.execute(statement).all()
+        _set_locally(f"{method} TO DEFAULT" for method in methods_off)
+        return found
+
+    def _ranged_text_rows(self, ranged: _RangedText, limit: int) -> list[Any]:
+        """Return the rows of the index-first statement read in ranges of mail ids, newest first, up to ``limit``.
+
+        The GIN index gives every match of a word, and PostgreSQL reads each one's
+        row before sorting them: 22,652 rows and 43 ms for "cœur" at 1,000,000
+        mails. With a range of ids as well, it combines the GIN index with the
+        primary key and reads only the matches inside the range: 2,104 rows for
+        the newest 90,300 ids, 16.7 ms against 93.7 ms in EXPLAIN ANALYZE. The first range
+        covers about FIRST_RANGE_MATCHES times ``limit`` matches at the estimated
+        density; each next range, older, is RANGE_GROWTH times wider, until
+        ``limit`` rows or the oldest mail. Ranges come newest first and each
+        statement keeps its rows newest first, so the rows are those that one
+        statement over every id would give.
+        """
+        newest = db.session.execute(select(func.max(SearchDocument.mail_id))).scalar()
+        if newest is None:
+            return []
+        span = max(limit, int(FIRST_RANGE_MATCHES * limit * newest / max(ranged.estimated_matches, 1)))
+        found: list[Any] = []
+        upper: int | None = None
+        while len(found) < limit:
+            lower = (upper if upper is not None else newest) - span
+            found.extend(self._rows(ranged.statement(lower if lower > 0 else None, upper)))
+            if lower <= 0:
+                break
+            upper, span = lower, span * RANGE_GROWTH
+        return found[:limit]
+
+    @staticmethod
     def _columns(score: ColumnElement[Any]) -> list[ColumnElement[Any]]:
         return [
             Mail.id.label("id"),
@@ -256,7 +306,7 @@ class EmbeddedBackend:
         ]
 
     def _text_candidates(self, parsed: ParsedQuery, conditions: list[ColumnElement[bool]], newest_first: bool,
-                         limit: int, filtered: bool) -> Select[Any]:
+                         limit: int, filtered: bool) -> Select[Any] | _RangedText:
         if db.engine.dialect.name == "sqlite":
             # The FTS table drives the join in rowid order and the mail table is read by primary key.
             fts = table("search_document_fts", column("rowid", Integer))
@@ -276,7 +326,8 @@ class EmbeddedBackend:
         query = func.to_tsquery(literal_column("'simple'::regconfig"), expression)
         document = SearchDocument.__table__
         order = document.c.mail_id.desc() if newest_first else document.c.mail_id.asc()
-        if self._reads_newest_first(parsed, limit):
+        matches = min(self._estimated_matches(word) for word in parsed.all_terms())
+        if self._reads_newest_first(matches, limit):
             # A common word: its matches come often enough that reading the index rows newest
             # first, testing each, reaches the limit soon. The rank is computed outside the
             # cut: when the planner joins every match to the filtered mails and sorts them,
@@ -316,32 +367,47 @@ class EmbeddedBackend:
         # on the rows read in order, on the tsvector that the subquery carries.
         words = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(sorted(parsed.all_terms())))
         hit_columns = [document.c.mail_id, vector.label("terms_vector")] if parsed.phrases else [document.c.mail_id]
-        hits = select(*hit_columns).where(vector.op("@@")(words)).order_by(order).offset(0).subquery("text_hits")
-        hit_order = hits.c.mail_id.desc() if newest_first else hits.c.mail_id.asc()
-        visible_hits = (
-            select(Mail.id, Mail.mail_type, Mail.category, Mail.status, Mail.handling_department_id, Mail.arrival_date)
-            .select_from(hits)
-            .join(Mail, Mail.id == hits.c.mail_id)
-            .where(*conditions)
-        )
-        if parsed.phrases:
-            visible_hits = visible_hits.where(hits.c.terms_vector.op("@@")(query))
-        window = visible_hits.order_by(hit_order).limit(limit).subquery("window")
-        # _window drops the rows past EXACT_LIMIT from the end, so they must come in window order here too.
-        # Hash joins off: the planner counts the visibility rule's hashed subquery once per mail read
-        # by primary key, so with a filter it preferred hashing every open mail. With "manifestation"
-        # and the overdue band at 1,000,000 mails that read 206,366 mails (224 ms) to keep 3,466,
-        # where reading the 1,791 newest matches by primary key took 110 ms.
-        return (
-            select(window.c.id, func.ts_rank(vector, query).label("score"), window.c.mail_type, window.c.category,
-                   window.c.status, window.c.handling_department_id.label("department"), window.c.arrival_date)
-            .select_from(window)
-            .join(document, document.c.mail_id == window.c.id)
-            .order_by(window.c.id.desc() if newest_first else window.c.id.asc())
-            .execution_options(**{PLANNER_METHODS_OFF: ("enable_hashjoin",)})
-        )
 
-    def _reads_newest_first(self, parsed: ParsedQuery, limit: int) -> bool:
+        def index_first(above: int | None, up_to: int | None) -> Select[Any]:
+            """Return the statement over the mail ids greater than ``above`` and up to ``up_to``, None for no bound."""
+            in_range = [vector.op("@@")(words)]
+            if above is not None:
+                in_range.append(document.c.mail_id > above)
+            if up_to is not None:
+                in_range.append(document.c.mail_id <= up_to)
+            hits = select(*hit_columns).where(*in_range).order_by(order).offset(0).subquery("text_hits")
+            hit_order = hits.c.mail_id.desc() if newest_first else hits.c.mail_id.asc()
+            visible_hits = (
+                select(Mail.id, Mail.mail_type, Mail.category, Mail.status, Mail.handling_department_id,
+                       Mail.arrival_date)
+                .select_from(hits)
+                .join(Mail, Mail.id == hits.c.mail_id)
+                .where(*conditions)
+            )
+            if parsed.phrases:
+                visible_hits = visible_hits.where(hits.c.terms_vector.op("@@")(query))
+            window = visible_hits.order_by(hit_order).limit(limit).subquery("window")
+
+            # _window drops the rows past EXACT_LIMIT from the end, so they must come in window order here too.
+            # Hash joins off: the planner counts the visibility rule's hashed subquery once per mail read
+            # by primary key, so with a filter it preferred hashing every open mail. With "manifestation"
+            # and the overdue band at 1,000,000 mails that read 206,366 mails (224 ms) to keep 3,466,
+            # where reading the 1,791 newest matches by primary key took 110 ms.
+            return (
+                select(window.c.id, func.ts_rank(vector, query).label("score"), window.c.mail_type,
+                       window.c.category, window.c.status, window.c.handling_department_id.label("department"),
+                       window.c.arrival_date)
+                .select_from(window)
+                .join(document, document.c.mail_id == window.c.id)
+                .order_by(window.c.id.desc() if newest_first else window.c.id.asc())
+                .execution_options(**{PLANNER_METHODS_OFF: ("enable_hashjoin",)})
+            )
+
+        if newest_first and matches > RANGED_MATCHES:
+            return _RangedText(index_first, matches)
+        return index_first(None, None)
+
+    def _reads_newest_first(self, matches: int, limit: int) -> bool:
         """Return whether testing index rows newest first should cost less than reading every match.
 
         Newest first tests about ``limit * rows / matches`` rows before it has ``limit``
@@ -354,7 +420,6 @@ class EmbeddedBackend:
         NOTE: the rule ignores the filters, which make newest first test more rows, so with
         selective filters it picks newest first more often than it should.
         """
-        matches = min(self._estimated_matches(word) for word in parsed.all_terms())
         if matches < COMMON_MATCHES:
             return False
         rows = db.session.execute(
