@@ -60,6 +60,13 @@ from app.search.models import SearchDocument
 from app.search.snippets import excerpt, highlight
 
 FACET_SIZE = 20
+# The column of each facet; candidate rows carry it under the facet's name.
+FACET_COLUMNS: dict[str, Any] = {
+    "mail_type": Mail.mail_type,
+    "category": Mail.category,
+    "status": Mail.status,
+    "department": Mail.handling_department_id,
+}
 # Execution option of a statement: the planner methods turned off while it runs (PostgreSQL only).
 PLANNER_METHODS_OFF = "estafette_planner_methods_off"
 CHRONO_BONUS = 1000.0
@@ -99,11 +106,18 @@ def _set_locally(settings: Iterable[str]) -> None:
         db.session.execute(text(statements))
 
 
+def _past(column: Any, mail_id: int, newest_first: bool) -> ColumnElement[bool]:
+    """Return the condition on ``column`` that keeps the mail ids read after ``mail_id`` in the window's order."""
+    return column < mail_id if newest_first else column > mail_id
+
+
 class _RangedText(NamedTuple):
     """The index-first text statement of a frequent word, to run over ranges of mail ids (_ranged_text_rows)."""
 
     statement: Callable[[int | None, int | None], Select[Any]]
     estimated_matches: int
+    # The newest id to read, or None for the newest indexed mail.
+    newest: int | None = None
 
 
 class _Candidate(NamedTuple):
@@ -190,12 +204,23 @@ class EmbeddedBackend:
     def _search(self, user: UserContext, request: SearchRequest, parsed: ParsedQuery,
                 filters: ResolvedFilters) -> SearchResult:
         common = [visible_mail_clause(user), *self._filter_conditions(request, filters)]
-        facet_conditions = self._facet_conditions(request, filters)
+        facet_values = self._facet_values(request, filters)
+        facet_conditions = self._facet_conditions(facet_values)
+        facets: dict[str, list[tuple[str, int]]] = {}
+        if len(facet_conditions) == 1 and parsed.chrono_key is None:
+            # One filter that is also a facet: its facet's window, without it, gives the first rows.
+            (name, condition), = facet_conditions.items()
+            facet_rows, facets_complete = self._window(parsed, request, common, filtered=len(common) > 1)
+            rows, complete = self._narrowed_window(parsed, request, common, (name, condition, facet_values[name]),
+                                                   facet_rows, facets_complete)
+            facets_complete = facets_complete and complete
+            for facet in FACETS:
+                facets[facet] = self._facet(facet_rows if facet == name else rows, facet)
+            return self._result(request, parsed, rows, complete, facets, facets_complete)
+
         # common[0] is the visibility rule, the other conditions are filters the user chose.
         rows, complete = self._window(parsed, request, [*common, *facet_conditions.values()],
                                       filtered=len(common) > 1 or bool(facet_conditions))
-
-        facets: dict[str, list[tuple[str, int]]] = {}
         facets_complete = complete
         for name in FACETS:
             if name in facet_conditions:
@@ -207,32 +232,55 @@ class EmbeddedBackend:
             else:
                 facet_rows = rows
             facets[name] = self._facet(facet_rows, name)
+        return self._result(request, parsed, rows, complete, facets, facets_complete)
 
+    def _result(self, request: SearchRequest, parsed: ParsedQuery, rows: list[Any], complete: bool,
+                facets: dict[str, list[tuple[str, int]]], facets_complete: bool) -> SearchResult:
         ordered = self._ordered(rows, request)
         page = ordered[request.offset:request.offset + request.page_size]
         hits = self._hits([row.id for row in page], {row.id: row.score for row in page}, parsed)
         return SearchResult(total=len(rows) if complete else EXACT_LIMIT, hits=hits, facets=facets, page=request.page,
                             page_size=request.page_size, total_is_exact=complete, facets_are_exact=facets_complete)
 
+    def _narrowed_window(self, parsed: ParsedQuery, request: SearchRequest, common: list[ColumnElement[bool]],
+                         facet_filter: tuple[str, ColumnElement[bool], set[Any]], wider: list[Any],
+                         wider_complete: bool) -> tuple[list[Any], bool]:
+        """Return the window under ``common`` and one facet filter, from the window ``wider`` without that filter.
+
+        Both windows read the mails in the same order, so the rows of ``wider`` that
+        pass the filter are the first rows of the narrower window. Only the rest is
+        read, past the last row of ``wider``: the mails that ``wider`` read are not
+        read twice.
+        """
+        name, condition, allowed = facet_filter
+        first = [row for row in wider if getattr(row, name) in allowed]
+        if wider_complete:
+            return first, True
+        # wider has EXACT_LIMIT rows here, so first leaves room for at least one more.
+        rest, complete = self._window(parsed, request, [*common, condition], filtered=True,
+                                      limit=EXACT_LIMIT + 1 - len(first), past_id=wider[-1].id)
+        return first + rest, complete
+
     def _window(self, parsed: ParsedQuery, request: SearchRequest, conditions: list[ColumnElement[bool]],
-                filtered: bool) -> tuple[list[Any], bool]:
-        """Return the matching mails under ``conditions``, all of them or the EXACT_LIMIT newest, and whether all.
+                filtered: bool, limit: int | None = None, past_id: int | None = None) -> tuple[list[Any], bool]:
+        """Return the matching mails under ``conditions``, all of them or the ``limit`` - 1 newest, and whether all.
 
         Each part of the query is read newest first (oldest first for the date_asc sort)
-        and stops after EXACT_LIMIT + 1 rows. So a word found in most of the register
+        and stops after ``limit`` rows, EXACT_LIMIT + 1 by default. So a word found in most of the register
         reads about EXACT_LIMIT rows, not every match; the visibility rule and the
-        filters are conditions of the same statement.
+        filters are conditions of the same statement. ``past_id`` reads only the mail
+        past it in that order; a registration number is then not looked up.
         """
         newest_first = request.sort != "date_asc"
-        limit = EXACT_LIMIT + 1
+        limit = EXACT_LIMIT + 1 if limit is None else limit
         parts = []
         if parsed.terms or parsed.phrases:
-            parts.append((self._text_candidates(parsed, conditions, newest_first, limit, filtered), 0.0))
-        if parsed.chrono_key is not None:
+            parts.append((self._text_candidates(parsed, conditions, newest_first, limit, filtered, past_id), 0.0))
+        if parsed.chrono_key is not None and past_id is None:
             # An exact registration number comes before any text match.
             parts.append((self._chrono_candidates(parsed.chrono_key, conditions, limit), CHRONO_BONUS))
         if not parts:
-            parts.append((self._all_candidates(conditions, newest_first, limit), 0.0))
+            parts.append((self._all_candidates(conditions, newest_first, limit, past_id), 0.0))
 
         complete = True
         results = []
@@ -243,7 +291,7 @@ class EmbeddedBackend:
                 found = self._rows(statement)
             if len(found) == limit:
                 complete = False
-                del found[EXACT_LIMIT:]
+                del found[limit - 1:]
             results.append((found, bonus))
         if len(results) == 1 and results[0][1] == 0.0:
             # The rows have the attributes of _Candidate already.
@@ -274,12 +322,14 @@ class EmbeddedBackend:
         primary key and reads only the matches inside the range: 2,104 rows for
         the newest 90,300 ids, 16.7 ms against 93.7 ms in EXPLAIN ANALYZE. The first range
         covers about FIRST_RANGE_MATCHES times ``limit`` matches at the estimated
-        density; each next range, older, is RANGE_GROWTH times wider, until
-        ``limit`` rows or the oldest mail. Ranges come newest first and each
+        density. Each next range is older and RANGE_GROWTH times wider. Reading
+        stops at ``limit`` rows or at the oldest mail. Ranges come newest first and each
         statement keeps its rows newest first, so the rows are those that one
         statement over every id would give.
         """
-        newest = db.session.execute(select(func.max(SearchDocument.mail_id))).scalar()
+        newest = ranged.newest
+        if newest is None:
+            newest = db.session.execute(select(func.max(SearchDocument.mail_id))).scalar()
         if newest is None:
             return []
         span = max(limit, int(FIRST_RANGE_MATCHES * limit * newest / max(ranged.estimated_matches, 1)))
@@ -306,14 +356,14 @@ class EmbeddedBackend:
         ]
 
     def _text_candidates(self, parsed: ParsedQuery, conditions: list[ColumnElement[bool]], newest_first: bool,
-                         limit: int, filtered: bool) -> Select[Any] | _RangedText:
+                         limit: int, filtered: bool, past_id: int | None = None) -> Select[Any] | _RangedText:
         if db.engine.dialect.name == "sqlite":
             # The FTS table drives the join in rowid order and the mail table is read by primary key.
             fts = table("search_document_fts", column("rowid", Integer))
             score = literal_column("-bm25(search_document_fts)", Float)
             match = text("search_document_fts MATCH :expression").bindparams(expression=fts5_expression(parsed))
             order = fts.c.rowid.desc() if newest_first else fts.c.rowid.asc()
-            return (
+            statement = (
                 select(*self._columns(score))
                 .select_from(fts)
                 .join(Mail, Mail.id == fts.c.rowid)
@@ -321,6 +371,7 @@ class EmbeddedBackend:
                 .order_by(order)
                 .limit(limit)
             )
+            return statement if past_id is None else statement.where(_past(fts.c.rowid, past_id, newest_first))
         expression = tsquery_expression(parsed)
         vector: ColumnElement[Any] = literal_column("search_document.terms_vector")
         query = func.to_tsquery(literal_column("'simple'::regconfig"), expression)
@@ -332,7 +383,7 @@ class EmbeddedBackend:
             # first, testing each, reaches the limit soon. The rank is computed outside the
             # cut: when the planner joins every match to the filtered mails and sorts them,
             # ranking inside it would read the tsvector of every joined row.
-            window = (
+            window: Any = (
                 select(Mail.id, Mail.mail_type, Mail.category, Mail.status, Mail.handling_department_id,
                        Mail.arrival_date, vector.label("terms_vector"))
                 .select_from(document)
@@ -340,8 +391,10 @@ class EmbeddedBackend:
                 .where(vector.op("@@")(query), *conditions)
                 .order_by(order)
                 .limit(limit)
-                .subquery("window")
             )
+            if past_id is not None:
+                window = window.where(_past(document.c.mail_id, past_id, newest_first))
+            window = window.subquery("window")
             newest = (
                 select(window.c.id, func.ts_rank(window.c.terms_vector, query).label("score"), window.c.mail_type,
                        window.c.category, window.c.status, window.c.handling_department_id.label("department"),
@@ -370,11 +423,13 @@ class EmbeddedBackend:
 
         def index_first(above: int | None, up_to: int | None) -> Select[Any]:
             """Return the statement over the mail ids greater than ``above`` and up to ``up_to``, None for no bound."""
-            in_range = [vector.op("@@")(words)]
+            in_range: list[ColumnElement[bool]] = [vector.op("@@")(words)]
             if above is not None:
                 in_range.append(document.c.mail_id > above)
             if up_to is not None:
                 in_range.append(document.c.mail_id <= up_to)
+            if past_id is not None:
+                in_range.append(_past(document.c.mail_id, past_id, newest_first))
             hits = select(*hit_columns).where(*in_range).order_by(order).offset(0).subquery("text_hits")
             hit_order = hits.c.mail_id.desc() if newest_first else hits.c.mail_id.asc()
             visible_hits = (
@@ -388,7 +443,7 @@ class EmbeddedBackend:
                 visible_hits = visible_hits.where(hits.c.terms_vector.op("@@")(query))
             window = visible_hits.order_by(hit_order).limit(limit).subquery("window")
 
-            # _window drops the rows past EXACT_LIMIT from the end, so they must come in window order here too.
+            # _window drops the rows past its limit from the end, so they must come in window order here too.
             # Hash joins off: the planner counts the visibility rule's hashed subquery once per mail read
             # by primary key, so with a filter it preferred hashing every open mail. With "manifestation"
             # and the overdue band at 1,000,000 mails that read 206,366 mails (224 ms) to keep 3,466,
@@ -404,7 +459,7 @@ class EmbeddedBackend:
             )
 
         if newest_first and matches > RANGED_MATCHES:
-            return _RangedText(index_first, matches)
+            return _RangedText(index_first, matches, None if past_id is None else past_id - 1)
         return index_first(None, None)
 
     def _reads_newest_first(self, matches: int, limit: int) -> bool:
@@ -449,29 +504,36 @@ class EmbeddedBackend:
             .limit(limit)
         )
 
-    def _all_candidates(self, conditions: list[ColumnElement[bool]], newest_first: bool, limit: int) -> Select[Any]:
-        return (
+    def _all_candidates(self, conditions: list[ColumnElement[bool]], newest_first: bool, limit: int,
+                        past_id: int | None = None) -> Select[Any]:
+        statement = (
             select(*self._columns(literal(0.0, Float)))
             .where(*conditions)
             .order_by(Mail.id.desc() if newest_first else Mail.id.asc())
             .limit(limit)
         )
+        return statement if past_id is None else statement.where(_past(Mail.id, past_id, newest_first))
 
     @staticmethod
-    def _facet_conditions(request: SearchRequest, filters: ResolvedFilters) -> dict[str, ColumnElement[bool]]:
-        """Return the filters that are also facets, by facet name."""
-        conditions: dict[str, ColumnElement[bool]] = {}
+    def _facet_values(request: SearchRequest, filters: ResolvedFilters) -> dict[str, set[Any]]:
+        """Return the values allowed by the filters that are also facets, by facet name."""
+        values: dict[str, set[Any]] = {}
         if request.mail_types:
-            conditions["mail_type"] = Mail.mail_type.in_(request.mail_types)
+            values["mail_type"] = set(request.mail_types)
         if request.categories:
-            conditions["category"] = Mail.category.in_(request.categories)
+            values["category"] = set(request.categories)
         if request.statuses:
-            conditions["status"] = Mail.status.in_(request.statuses)
+            values["status"] = set(request.statuses)
         if filters.department_ids is not None:
-            conditions["department"] = (
-                Mail.handling_department_id.in_(filters.department_ids) if filters.department_ids else false()
-            )
-        return conditions
+            values["department"] = set(filters.department_ids)
+        return values
+
+    @staticmethod
+    def _facet_conditions(values: dict[str, set[Any]]) -> dict[str, ColumnElement[bool]]:
+        """Return the conditions of _facet_values(), by facet name; a row's attribute of that name has the column's value."""
+        return {
+            name: FACET_COLUMNS[name].in_(sorted(allowed)) if allowed else false() for name, allowed in values.items()
+        }
 
     @staticmethod
     def _filter_conditions(request: SearchRequest, filters: ResolvedFilters) -> list[ColumnElement[bool]]:
