@@ -20,7 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -130,6 +130,11 @@ class _Candidate(NamedTuple):
     status: str
     department: int
     arrival_date: date
+
+
+# Positions of the columns in the rows of every candidate statement (_columns) and in _Candidate.
+# Reading a SQLAlchemy row by position took a tenth of the time of reading it by name.
+COLUMN = {name: position for position, name in enumerate(_Candidate._fields)}
 
 
 def fts5_expression(parsed: ParsedQuery) -> str:
@@ -253,7 +258,7 @@ class EmbeddedBackend:
         read twice.
         """
         name, condition, allowed = facet_filter
-        first = [row for row in wider if getattr(row, name) in allowed]
+        first = [row for row in wider if row[COLUMN[name]] in allowed]
         if wider_complete:
             return first, True
         # wider has EXACT_LIMIT rows here, so first leaves room for at least one more.
@@ -555,7 +560,7 @@ class EmbeddedBackend:
 
     @staticmethod
     def _facet(rows: list[Any], name: str) -> list[tuple[str, int]]:
-        counts = Counter(map(attrgetter(name), rows))
+        counts = Counter(map(itemgetter(COLUMN[name]), rows))
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return [(str(value), count) for value, count in ordered[:FACET_SIZE]]
 
@@ -563,10 +568,10 @@ class EmbeddedBackend:
     def _ordered(rows: list[Any], request: SearchRequest) -> list[Any]:
         """Return ``rows`` in the requested order: relevance, then newest arrival, then newest mail."""
         if request.sort == "date_asc":
-            return sorted(rows, key=attrgetter("arrival_date", "id"))
+            return sorted(rows, key=itemgetter(COLUMN["arrival_date"], COLUMN["id"]))
         if request.sort == "date_desc":
-            return sorted(rows, key=attrgetter("arrival_date", "id"), reverse=True)
-        return sorted(rows, key=attrgetter("score", "arrival_date", "id"), reverse=True)
+            return sorted(rows, key=itemgetter(COLUMN["arrival_date"], COLUMN["id"]), reverse=True)
+        return sorted(rows, key=itemgetter(COLUMN["score"], COLUMN["arrival_date"], COLUMN["id"]), reverse=True)
 
     @staticmethod
     def _hits(ids: list[int], scores: dict[int, float], parsed: ParsedQuery) -> list[SearchHit]:
