@@ -137,7 +137,7 @@ class BasketQuery:
     filters: tuple[ColumnElement[bool], ...]
     rule: ColumnElement[bool]
     # The rule where the query keeps confidential mail alone: without the departments' branch,
-    # which never holds there (visible_mail_clause's confidential_only).
+    # which is never true there (visible_mail_clause's confidential_only).
     confidential_rule: ColumnElement[bool]
     within_scope: bool
     # Whether ix_mail_basket_visibility serves the filters; it does not hold closed_at.

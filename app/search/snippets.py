@@ -50,17 +50,24 @@ def excerpt(text: str, max_words: int = 40) -> Markup:
 
 
 def _render(text: str, tokens: list[re.Match[str]], first: int, last: int, marked: set[int]) -> Markup:
+    """Return the words ``first`` to ``last`` of ``text`` with the ``marked`` ones in <mark>, everything escaped.
+
+    The text between two marked words is escaped in one piece. Escaping each word
+    and each gap apart made about 1,600 calls for a page of 20 results.
+    """
     if not tokens:
         return Markup("")
     parts: list[str] = ["…" if first > 0 else ""]
     position = tokens[first].start()
-    for index in range(first, last):
+    for index in sorted(marked):
         token = tokens[index]
         parts.append(str(escape(text[position:token.start()])))
-        word = str(escape(token.group()))
-        parts.append(f"<mark>{word}</mark>" if index in marked else word)
+        parts.append(f"<mark>{escape(token.group())}</mark>")
         position = token.end()
-    end = len(text) if last == len(tokens) else position
+    if last == len(tokens):
+        end = len(text)
+    else:
+        end = tokens[last - 1].end() if last > first else position
     parts.append(str(escape(text[position:end])))
     if last < len(tokens):
         parts.append("…")
