@@ -270,11 +270,12 @@ class EmbeddedBackend:
                 filtered: bool, limit: int | None = None, past_id: int | None = None) -> tuple[list[Any], bool]:
         """Return the matching mails under ``conditions``, all of them or the ``limit`` - 1 newest, and whether all.
 
-        Each part of the query is read newest first (oldest first for the date_asc sort)
-        and stops after ``limit`` rows, EXACT_LIMIT + 1 by default. So a word found in most of the register
-        reads about EXACT_LIMIT rows, not every match; the visibility rule and the
-        filters are conditions of the same statement. ``past_id`` reads only the mail
-        past it in that order; a registration number is then not looked up.
+        Each part of the query is read newest first (oldest first for the date_asc
+        sort) and stops after ``limit`` rows, EXACT_LIMIT + 1 by default. So a word
+        found in most of the register reads about EXACT_LIMIT rows, not every match.
+        The visibility rule and the filters are conditions of the same statement.
+        With ``past_id``, only the mail past it in that order is read, and a
+        registration number is not looked up.
         """
         newest_first = request.sort != "date_asc"
         limit = EXACT_LIMIT + 1 if limit is None else limit
@@ -325,12 +326,13 @@ class EmbeddedBackend:
         row before sorting them: 22,652 rows and 43 ms for "cœur" at 1,000,000
         mails. With a range of ids as well, it combines the GIN index with the
         primary key and reads only the matches inside the range: 2,104 rows for
-        the newest 90,300 ids, 16.7 ms against 93.7 ms in EXPLAIN ANALYZE. The first range
-        covers about FIRST_RANGE_MATCHES times ``limit`` matches at the estimated
-        density. Each next range is older and RANGE_GROWTH times wider. Reading
-        stops at ``limit`` rows or at the oldest mail. Ranges come newest first and each
-        statement keeps its rows newest first, so the rows are those that one
-        statement over every id would give.
+        the newest 90,300 ids, 16.7 ms against 93.7 ms in EXPLAIN ANALYZE.
+
+        The first range covers about FIRST_RANGE_MATCHES times ``limit`` matches
+        at the estimated density. Each next range is older and RANGE_GROWTH times
+        wider. Reading stops at ``limit`` rows or at the oldest mail. Ranges come
+        newest first and each statement keeps its rows newest first, so the rows
+        are those that one statement over every id would give.
         """
         newest = ranged.newest
         if newest is None:
