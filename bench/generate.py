@@ -45,9 +45,8 @@ from sqlalchemy.engine import Connection
 
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
-from app.core.parsing import fold_for_match
-from app.correspondents.matching import name_key, normalise_email, normalise_phone
 from app.correspondents.models import Correspondent
+from app.correspondents.operations import correspondent_values
 from app.deadlines.calendar import compute_due_date
 from app.demo.cli import TYPE_WEIGHTS, _complete_required_fields, _correspondent_input
 from app.demo.generator import iter_mails
@@ -473,25 +472,7 @@ def _correspondent_row(row_id: int, data: dict[str, Any], author_id: int, create
     """Build the correspondent row that resolve_correspondent_id() writes for a typed entry."""
     typed = _correspondent_input(data, {})
     assert typed is not None
-    name = typed.full_name or (typed.organisation or "")
-    return {
-        "id": row_id,
-        "kind": typed.kind,
-        "civility": typed.civility or None,
-        "first_name": typed.first_name or None,
-        "last_name": typed.last_name or None,
-        "organisation": typed.organisation or None,
-        "email": (typed.email or "").strip() or None,
-        "phone": (typed.phone or "").strip() or None,
-        "address": typed.address or None,
-        "postcode": typed.postcode or None,
-        "city": typed.city or None,
-        "name_key": " ".join(filter(None, [name_key(name), fold_for_match(typed.organisation or "")])),
-        "email_key": normalise_email(typed.email),
-        "phone_key": normalise_phone(typed.phone),
-        "created_at": created_at,
-        "created_by_id": author_id,
-    }
+    return {"id": row_id, **correspondent_values(typed, author_id), "created_at": created_at}
 
 
 def generated_mails(count: int, seed: int, today: date) -> Iterable[dict[str, Any]]:

@@ -147,7 +147,11 @@ def _new_correspondent_values(data: CorrespondentInput, actor_id: int | None) ->
         probable = [item for item in find_duplicates(data) if item[1].level == "probable"]
         if probable:
             raise DuplicateCorrespondent(probable)
+    return correspondent_values(data, actor_id)
 
+
+def correspondent_values(data: CorrespondentInput, actor_id: int | None) -> dict[str, object]:
+    """Return the column values of a typed correspondent, with its match keys, without checking it."""
     name = data.full_name or (data.organisation or "")
     return {
         "kind": data.kind,
