@@ -32,7 +32,7 @@ from app.extensions import db
 from app.mail.chrono import format_chrono, next_number
 from app.mail.fields import clean_field_values
 from app.mail.models import CHANNELS, PRIORITIES, HistoryEntry, Mail, MailCorrespondent
-from app.notifications.operations import insert_notifications
+from app.notifications.operations import NotificationCache, insert_notifications
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
 from app.reminders.operations import schedule_reminders
@@ -253,6 +253,16 @@ def _insert_mail(
     plan: RoutingPlan | None = None,
 ) -> Mail:
     spec = checked.spec
+    link = None
+    if registration.correspondent is not None and not registration.correspondent.is_empty():
+        role = "recipient" if spec.category == "outgoing" else "sender"
+        link = {"correspondent_id": resolve_correspondent_id(registration.correspondent, actor.user_id), "role": role}
+    # Read now for the assignee's notification, so that the read is not made while the number is held.
+    notification_cache = NotificationCache(configuration)
+    if registration.assignee_id is not None and registration.assignee_id != actor.user_id:
+        notification_cache.load([registration.assignee_id])
+    # The number is taken as late as it can be: its counter row stays locked until the commit,
+    # and concurrent registrations of the same category and year wait for it.
     number = next_number(spec.category, today.year)
     chrono = format_chrono(configuration.registers[spec.category].format, today.year, number)
     values = {
@@ -279,12 +289,9 @@ def _insert_mail(
         "row_version": 1,
     }
     values["created_at"] = values["updated_at"] = utcnow()
-    link = None
-    if registration.correspondent is not None and not registration.correspondent.is_empty():
-        role = "recipient" if spec.category == "outgoing" else "sender"
-        link = {"correspondent_id": resolve_correspondent_id(registration.correspondent, actor.user_id), "role": role}
+    if link is not None:
         # The sender waits for an AR if the type needs one (app/documents/acknowledgement_state.py).
-        values["acknowledgement_pending"] = role == "sender" and spec.acknowledgement != "none"
+        values["acknowledgement_pending"] = link["role"] == "sender" and spec.acknowledgement != "none"
     has_sender = link is not None and link["role"] == "sender"
     mail = _insert_mail_row(values, _facts_row(values, checked.department.calendar, has_sender, len(stored), configuration))
     if link is not None:
@@ -317,7 +324,7 @@ def _insert_mail(
     )
     # The search outbox row of the new mail was written by _insert_mail_row.
     schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True)
-    insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor)
+    insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache)
     return mail
 
 
