@@ -8,10 +8,12 @@ the basket pages, not those of the bulk loader. The phases run in this order:
 3. the basket functions (``basket_page``, ``basket_counts``) without HTTP;
 4. the same basket query and count written by hand in SQL, on the raw
    driver connection, and the plans of the SQL statements the page runs;
-5. registrations through ``register_mail``, last because they add mail.
+5. registrations through ``register_mail``, last because they add mail, by
+   one writer or by several processes at once (``--writers``), as the
+   portal's worker processes register mail on PostgreSQL.
 
 Usage (normally through bench.run):
-    python -m bench.measure --database-url URL --output FILE [--requests N] [--registrations N]
+    python -m bench.measure --database-url URL --output FILE [--requests N] [--registrations N] [--writers N]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import os
 import re
 import sys
@@ -443,14 +446,15 @@ def explain_page_statements(statements: list[dict[str, Any]]) -> list[dict[str, 
 # --- Registrations ----------------------------------------------------------------------
 
 
-def measure_registrations(count: int, seed: int) -> dict[str, Any]:
+def measure_registrations(count: int, seed: int, barrier: Any = None) -> dict[str, Any]:
     """Register ``count`` generated mails through register_mail, without letters, one after another.
 
     Only the register_mail calls are timed: the mails are generated before,
     and the benchmark's own bookkeeping is left out. Actors and
     correspondents are chosen as ``flask demo load`` chooses them: the mail
     room registers incoming mail, agents the rest, and a correspondent seen
-    before is picked by id.
+    before is picked by id. With ``barrier``, the timed loop starts when every
+    writer sharing it is ready.
     """
     from flask_appbuilder.security.sqla.models import User
 
@@ -474,6 +478,10 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
     durations = []
     cpu_seconds = 0.0
     load_before = load_average()
+    if barrier is not None:
+        # Every writer has generated its mails: they start registering together.
+        barrier.wait()
+    started_at = time.time()
     started = time.perf_counter()
     for generated in mails:
         actor, department = actors.pick(generated["category"])
@@ -500,6 +508,7 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
         if correspondent is not None and id(correspondent) not in known:
             known[id(correspondent)] = mail.correspondents[0].correspondent_id
     loop_seconds = time.perf_counter() - started
+    finished_at = time.time()
     operation_seconds = sum(durations)
     db.session.remove()
     return {
@@ -515,7 +524,64 @@ def measure_registrations(count: int, seed: int) -> dict[str, Any]:
         "last_mail_id_before": mails_before,
         "load_average_before": load_before,
         "load_average_after": load_average(),
+        # Wall-clock times, which writers in other processes of this machine share.
+        "started_at": started_at,
+        "finished_at": finished_at,
     }
+
+
+def _writer(url: str, count: int, seed: int, barrier: Any, results: Any) -> None:
+    """Register ``count`` mails in a process of its own, as one worker process of the portal."""
+    configure_bench_logging()
+    app = create_bench_app(url)
+    with app.app_context():
+        results.put(measure_registrations(count, seed, barrier))
+
+
+def measure_concurrent_registrations(url: str, count: int, seed: int, writers: int) -> dict[str, Any]:
+    """Register ``count`` mails through register_mail from ``writers`` processes at once.
+
+    Each writer registers its share of different generated mails (its own
+    seed) on its own connection, and they start together. The rate is every
+    registration over the time from the first start to the last end, so a
+    writer waiting for another's registration-number lock counts against it,
+    and so does each writer's untimed reading of a new correspondent's id.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(writers)
+    results = context.Queue()
+    shares = [count // writers + (1 if index < count % writers else 0) for index in range(writers)]
+    processes = [
+        context.Process(target=_writer, args=(url, share, seed + index, barrier, results))
+        for index, share in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    # Read before joining: a process does not end while its result waits in the queue's pipe.
+    measured = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"a registration writer failed with exit code {process.exitcode}")
+    seconds = max(item["finished_at"] for item in measured) - min(item["started_at"] for item in measured)
+    return {
+        "registrations": count,
+        "writers": writers,
+        "seconds": round(seconds, 3),
+        "per_second": round(count / seconds, 1),
+        "cpu_seconds": round(sum(item["cpu_seconds"] for item in measured), 3),
+        "per_cpu_second": round(count / sum(item["cpu_seconds"] for item in measured), 1),
+        "per_writer": [
+            {key: item[key] for key in ("registrations", "per_second", "latency")} for item in measured
+        ],
+        "latency": _worst_latency(measured),
+        "load_average_after": load_average(),
+    }
+
+
+def _worst_latency(measured: list[dict[str, Any]]) -> dict[str, float]:
+    """Return the worst writer's latency percentiles: the writers' samples are not kept."""
+    return {key: max(item["latency"][key] for item in measured) for key in measured[0]["latency"]}
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -527,7 +593,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def run_measurements(url: str, requests: int, registrations: int, seed: int) -> dict[str, Any]:
+def run_measurements(url: str, requests: int, registrations: int, seed: int, writers: int = 1) -> dict[str, Any]:
     app = create_bench_app(url)
     results: dict[str, Any] = {"basket_pages": {}, "basket_functions": {}, "basket_raw_sql": {}, "page_plans": {}}
 
@@ -544,9 +610,12 @@ def run_measurements(url: str, requests: int, registrations: int, seed: int) -> 
             results["basket_raw_sql"][username] = measure_raw_basket(username, requests)
             statements = results["basket_pages"][username]["statements"]
             results["page_plans"][username] = explain_page_statements(statements)
-        if registrations:
+        if registrations and writers == 1:
             log.info("timing %s registrations through register_mail", registrations)
             results["registrations"] = measure_registrations(registrations, seed)
+    if registrations and writers > 1:
+        log.info("timing %s registrations through register_mail by %s writers", registrations, writers)
+        results["registrations"] = measure_concurrent_registrations(url, registrations, seed, writers)
     results["memory_at_end"] = process_memory()
     return results
 
@@ -563,10 +632,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--registrations", type=int, default=2000, help="Registrations to time (0 to skip).")
     parser.add_argument("--seed", type=int, default=2027, help="Random seed of the registered mails.")
+    parser.add_argument(
+        "--writers", type=int, default=1,
+        help="Processes registering at once; 1 registers in this process (default: 1).",
+    )
     args = parser.parse_args(argv)
+    if args.writers < 1:
+        parser.error(f"--writers must be at least 1, got {args.writers}")
 
     configure_bench_logging()
-    results = run_measurements(args.database_url, args.requests, args.registrations, args.seed)
+    results = run_measurements(args.database_url, args.requests, args.registrations, args.seed, args.writers)
     with open(args.output, "w", encoding="utf-8") as output:
         json.dump(results, output, indent=2, default=_json_default, ensure_ascii=False)
     return 0

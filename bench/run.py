@@ -78,6 +78,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--registrations", type=int, default=2000,
         help="Registrations timed through register_mail after the basket measurements; 0 skips them (default: 2000).",
     )
+    parser.add_argument(
+        "--writers", type=int, default=1,
+        help="Processes registering at once, as the portal's worker processes do on PostgreSQL (default: 1).",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="Random seed of the generated mail (default: 2026).")
     parser.add_argument(
         "--batch-size", type=int, default=5000, help="Mails per bulk-load transaction (default: 5000).",
@@ -104,6 +108,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--requests must be at least 1, got {args.requests}")
     if args.registrations < 0:
         parser.error(f"--registrations must be 0 or more, got {args.registrations}")
+    if args.writers < 1:
+        parser.error(f"--writers must be at least 1, got {args.writers}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.database_url:
@@ -212,6 +218,7 @@ def run_measure_process(url: str, args: argparse.Namespace, deadline: float) -> 
         "--output", str(output),
         "--requests", str(args.requests),
         "--registrations", str(args.registrations),
+        "--writers", str(args.writers),
         "--seed", str(args.seed + 1),
     ]
     environment = dict(os.environ)
@@ -239,7 +246,8 @@ def evaluate_targets(measurements: dict[str, Any]) -> list[dict[str, Any]]:
     registrations = measurements.get("registrations")
     if registrations:
         checks.append({
-            "target": f"registrations/s >= {TARGET_REGISTRATIONS_PER_SECOND}",
+            "target": f"registrations/s >= {TARGET_REGISTRATIONS_PER_SECOND} "
+                      f"({registrations.get('writers', 1)} writer{'s' if registrations.get('writers', 1) > 1 else ''})",
             "value": registrations["per_second"],
             "met": registrations["per_second"] >= TARGET_REGISTRATIONS_PER_SECOND,
         })
@@ -289,8 +297,10 @@ def format_report(results: dict[str, Any]) -> str:
         )
     registrations = measurements.get("registrations")
     if registrations:
+        writers = registrations.get("writers", 1)
         lines.append(
-            f"Registrations through register_mail: {registrations['registrations']} in {registrations['seconds']} s = "
+            f"Registrations through register_mail by {writers} writer{'s' if writers > 1 else ''}: "
+            f"{registrations['registrations']} in {registrations['seconds']} s = "
             f"{registrations['per_second']}/s (latency p50 {registrations['latency']['p50_ms']} ms, "
             f"p95 {registrations['latency']['p95_ms']} ms, {registrations['per_cpu_second']}/s of CPU time)"
         )
