@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, bindparam, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -88,3 +89,111 @@ def run_in_write_transaction(function: Callable[[], T], description: str) -> T:
             db.session.rollback()
             time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    # Built once per table, so that SQLAlchemy finds it in its statement cache.
+    return insert(table)
+
+
+class InsertBatch:
+    """Rows of several tables written by one operation, sent to PostgreSQL in one statement.
+
+    Each statement is a round trip to the server. Registration writes rows to
+    up to eight tables between taking its registration number and the commit,
+    and concurrent registrations wait for that number's counter. On PostgreSQL ``add()`` keeps the rows
+    and ``execute()`` inserts them all with one statement made of
+    data-modifying WITH queries. Foreign keys are checked at the end of that
+    statement, so its rows may reference a mail it inserts. On other databases
+    ``add()`` inserts at once, one statement per call, and ``execute()`` has
+    nothing left to do.
+
+    Until ``execute()``, the kept rows are not in the database: the caller
+    runs the operation under ``db.session.no_autoflush``, so that no ORM
+    object referencing them is flushed first, and reads none of them back.
+    """
+
+    def __init__(self) -> None:
+        self.together = db.session.get_bind().dialect.name == "postgresql"
+        self._parts: list[tuple[Table, list[dict[str, Any]]]] = []
+
+    def reserve_id(self, table: Table) -> int | None:
+        """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once."""
+        if not self.together:
+            return None
+        return int(db.session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": table.name}
+        ).scalar_one())
+
+    def add(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert ``rows`` into ``table``, now or at ``execute()``. The rows of one call have the same keys."""
+        rows = list(rows)
+        if not rows:
+            return
+        if not self.together:
+            db.session.execute(_insert_into(table), rows)
+            return
+        self._parts.append((table, _with_defaults(table, rows)))
+
+    def execute(self) -> None:
+        """Insert the kept rows."""
+        if not self._parts:
+            return
+        shape = tuple((table, tuple(rows[0]), len(rows)) for table, rows in self._parts)
+        parameters = {
+            _parameter_name(position, number, key): row[key]
+            for position, (table, keys, _count) in enumerate(shape)
+            for number, row in enumerate(self._parts[position][1])
+            for key in keys
+        }
+        self._parts = []
+        db.session.execute(_batch_statement(shape), parameters)
+
+
+def _parameter_name(position: int, number: int, key: str) -> str:
+    return f"p{position}_{number}_{key}"
+
+
+@functools.lru_cache(maxsize=256)
+def _batch_statement(shape: tuple[tuple[Table, tuple[str, ...], int], ...]) -> Insert:
+    """Build the statement of InsertBatch.execute() for the tables, columns and row counts of ``shape``.
+
+    Built once per shape with bound parameters, one INSERT per row, so that
+    SQLAlchemy compiles it once and then finds it in its cache. SQLAlchemy
+    caches no INSERT of several rows in one VALUES. Compiled at every
+    registration, the statement cost more time than the round trips it saved.
+    """
+    parts = [
+        insert(table).values({
+            key: bindparam(_parameter_name(position, number, key), type_=table.c[key].type) for key in keys
+        })
+        for position, (table, keys, count) in enumerate(shape)
+        for number in range(count)
+    ]
+    *first, statement = parts
+    for position, part in enumerate(first):
+        statement = statement.add_cte(part.cte(f"part_{position}"))
+    return statement
+
+
+def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``rows`` with the Python-side default of every column they leave out.
+
+    SQLAlchemy computes those defaults for the rows of the main statement
+    only, not for those of a WITH query.
+    """
+    defaults = {
+        column.key: column.default for column in table.columns
+        if column.default is not None and column.key not in rows[0] and not column.primary_key
+    }
+    if not defaults:
+        return rows
+    completed = []
+    for row in rows:
+        values = dict(row)
+        for key, default in defaults.items():
+            # A callable default is wrapped by SQLAlchemy to take the execution context, which ours ignore.
+            values[key] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+        completed.append(values)
+    return completed

@@ -22,7 +22,7 @@ from app.attachments.operations import StoredUpload, Upload, store_upload
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.configuration.specs import MailTypeSpec
-from app.core.db import run_in_write_transaction
+from app.core.db import InsertBatch, run_in_write_transaction
 from app.core.errors import PermissionDenied, ValidationFailed
 from app.core.types import utcnow
 from app.correspondents.operations import CorrespondentInput, resolve_correspondent_id, validate_input
@@ -47,10 +47,8 @@ PARIS = ZoneInfo("Europe/Paris")
 MAX_SUBJECT_LENGTH = 1000
 # How far back an arrival date may be typed; older mail is a data-entry error.
 MAX_ARRIVAL_AGE_DAYS = 3 * 366
-# Built once, so that SQLAlchemy finds them in its statement cache without computing a cache key at each registration.
-_INSERT_HISTORY = insert(HistoryEntry.__table__)
+# Built once, so that SQLAlchemy finds it in its statement cache without computing a cache key at each registration.
 _INSERT_MAIL = insert(Mail.__table__)
-_INSERT_MAIL_CORRESPONDENT = insert(MailCorrespondent.__table__)
 
 
 def today_in_paris(now: datetime | None = None) -> date:
@@ -261,6 +259,9 @@ def _insert_mail(
     notification_cache = NotificationCache(configuration)
     if registration.assignee_id is not None and registration.assignee_id != actor.user_id:
         notification_cache.load([registration.assignee_id])
+    # On PostgreSQL the rows are inserted by one statement at the end, the mail's id reserved now.
+    batch = InsertBatch()
+    reserved_id = batch.reserve_id(Mail.__table__)
     # The number is taken as late as it can be: its counter row stays locked until the commit,
     # and concurrent registrations of the same category and year wait for it.
     number = next_number(spec.category, today.year)
@@ -293,22 +294,26 @@ def _insert_mail(
         # The sender waits for an AR if the type needs one (app/documents/acknowledgement_state.py).
         values["acknowledgement_pending"] = link["role"] == "sender" and spec.acknowledgement != "none"
     has_sender = link is not None and link["role"] == "sender"
-    mail = _insert_mail_row(values, _facts_row(values, checked.department.calendar, has_sender, len(stored), configuration))
-    if link is not None:
-        db.session.execute(_INSERT_MAIL_CORRESPONDENT, {"mail_id": mail.id, **link})
-    for upload in stored:
-        attachment = upload.to_attachment(actor.user_id)
-        attachment.mail_id = mail.id
-        # Inserted by the flush at the commit, so the statistics listener counts it.
-        db.session.add(attachment)
+    facts = _facts_row(values, checked.department.calendar, has_sender, len(stored), configuration)
+    if reserved_id is not None:
+        values["id"] = reserved_id
+    # Nothing is flushed before the batch is executed: the ORM rows added below reference the mail.
+    with db.session.no_autoflush:
+        mail = _insert_mail_row(values, facts, batch)
+        if link is not None:
+            batch.add(MailCorrespondent.__table__, [{"mail_id": mail.id, **link}])
+        for upload in stored:
+            attachment = upload.to_attachment(actor.user_id)
+            attachment.mail_id = mail.id
+            # Inserted by the flush at the commit, so the statistics listener counts it.
+            db.session.add(attachment)
 
-    routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
-    # Inserted on the tables, not as ORM objects: the caller needs neither row back, and the
-    # session's unit of work costs more than the statements themselves.
-    db.session.execute(
-        _INSERT_HISTORY,
-        {
+        routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
+        # Inserted on the tables, not as ORM objects: the caller needs neither row back, and the
+        # session's unit of work costs more than the statements themselves.
+        batch.add(HistoryEntry.__table__, [{
             "mail_id": mail.id,
+            "at": utcnow(),
             "actor_id": actor.user_id,
             "event": "registered",
             "schema_version": configuration.version,
@@ -320,11 +325,12 @@ def _insert_mail(
                 "attachments": [upload.display_name for upload in stored],
                 "routing": routing_trace,
             },
-        },
-    )
-    # The search outbox row of the new mail was written by _insert_mail_row.
-    schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True)
-    insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache)
+        }])
+        # The search outbox row of the new mail was added by _insert_mail_row.
+        schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True, batch=batch)
+        insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache,
+                             batch=batch)
+        batch.execute()
     return mail
 
 
@@ -347,8 +353,11 @@ def _facts_row(
     )
 
 
-def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None) -> Mail:
+def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None, batch: InsertBatch | None = None) -> Mail:
     """Insert the mail with an SQL statement and return it as a persistent ORM object of this session.
+
+    With ``batch`` and an ``id`` in ``values``, the mail and its outbox row are
+    added to the batch, which inserts them later.
 
     The session's unit of work was the largest single cost of a registration
     (a third of its Python time under cProfile, at 1M mails), so the mail
@@ -358,8 +367,12 @@ def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None) -> M
     passed, under the new id) and notes that its acknowledgement state is set.
     """
     session = db.session()
-    # Through the session, not its connection: app/mail/menu_counts.py notes the write from this statement.
-    mail_id = int(session.execute(_INSERT_MAIL, values).inserted_primary_key[0])
+    if batch is not None and "id" in values:
+        mail_id = int(values["id"])
+        batch.add(Mail.__table__, [values])
+    else:
+        # Through the session, not its connection: app/mail/menu_counts.py notes the write from this statement.
+        mail_id = int(session.execute(_INSERT_MAIL, values).inserted_primary_key[0])
     # A mail of a rolled-back attempt may still hold this id in the identity map: SQLite reuses the rowid.
     stale = session.identity_map.get(session.identity_key(Mail, mail_id))
     if stale is not None:
@@ -368,7 +381,7 @@ def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None) -> M
     mail = Mail(**{"closed_at": None, "acknowledged_at": None, **values, "id": mail_id})
     make_transient_to_detached(mail)
     session.add(mail)
-    queue_inserted_mail(session, mail_id)
+    queue_inserted_mail(session, mail_id, batch)
     note_counted_mail(session, mail_id, dataclasses.replace(facts, id=mail_id) if facts is not None else None)
     note_acknowledgement_set(session, mail_id)
     return mail

@@ -24,7 +24,7 @@ from sqlalchemy import Select, bindparam, func, insert, select, update
 
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
-from app.core.db import run_in_write_transaction
+from app.core.db import InsertBatch, run_in_write_transaction
 from app.core.errors import ValidationFailed
 from app.core.types import utcnow
 from app.extensions import db
@@ -351,19 +351,24 @@ def insert_notifications(
     params: dict[str, Any] | None = None,
     now: datetime | None = None,
     cache: NotificationCache | None = None,
+    batch: InsertBatch | None = None,
 ) -> int:
-    """Write the rows notify() writes, with one INSERT statement per table; return the number of notifications.
+    """Write the rows notify() writes, with one INSERT statement per table or by ``batch``; return the number of notifications.
 
     For callers that do not need the Notification objects back, such as
     registration: the rows skip the session's unit of work, so ``mail`` must
-    already be flushed.
+    already be flushed, or be inserted by the same ``batch``.
     """
     planned = _plan_notifications(event, mail, recipients, actor, params, now, cache)
     if not planned:
         return 0
+    emails = [item.email for item in planned if item.email is not None]
+    if batch is not None:
+        batch.add(Notification.__table__, [item.values for item in planned])
+        batch.add(EmailMessage.__table__, emails)
+        return len(planned)
     insert_notification, insert_email = _insert_statements()
     db.session.execute(insert_notification, [item.values for item in planned])
-    emails = [item.email for item in planned if item.email is not None]
     if emails:
         db.session.execute(insert_email, emails)
     return len(planned)

@@ -32,7 +32,7 @@ from sqlalchemy.sql.dml import Update
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.configuration.specs import MailTypeSpec, ReminderPlanSpec
-from app.core.db import run_in_write_transaction
+from app.core.db import InsertBatch, run_in_write_transaction
 from app.core.types import utcnow
 from app.deadlines.calendar import BusinessCalendar, get_calendar
 from app.distribution.models import COPY, DistributionEntry
@@ -105,7 +105,8 @@ _INSERT_REMINDERS = insert(Reminder.__table__)
 
 
 def schedule_reminders(
-    mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime, new_mail: bool = False
+    mail: Mail, spec: MailTypeSpec | None, configuration: Configuration, now: datetime, new_mail: bool = False,
+    batch: InsertBatch | None = None,
 ) -> int:
     """Replace the mail's pending reminders by those of its current due date, in the caller's transaction.
 
@@ -113,7 +114,7 @@ def schedule_reminders(
     when it comes before or on the due date, because warning of a date
     already passed is noise. Steps after the due date and the late notice are
     kept even when their day has passed, and the next sweep sends them.
-    The rows are inserted by one executemany statement, and their number is returned.
+    The rows are inserted by one executemany statement, or by ``batch``, and their number is returned.
     """
     # A mail registered in this transaction has no reminder to replace.
     if not new_mail:
@@ -130,7 +131,9 @@ def schedule_reminders(
         if planned.when != "after" and planned.remind_on < today:
             continue
         rows.append(_reminder_values(mail, plan, planned, occurrence=1))
-    if rows:
+    if rows and batch is not None:
+        batch.add(Reminder.__table__, rows)
+    elif rows:
         # The table, not the entity: an ORM bulk insert would split the rows by which columns are null.
         db.session.execute(_INSERT_REMINDERS, rows)
     return len(rows)

@@ -26,6 +26,7 @@ from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from app.attachments.models import Attachment
+from app.core.db import InsertBatch
 from app.core.types import utcnow
 from app.correspondents.models import Correspondent
 from app.distribution.models import DistributionEntry
@@ -109,14 +110,17 @@ def _queue_after_flush(session: Session, _flush_context: Any) -> None:
     queued.update(missing)
 
 
-def queue_inserted_mail(session: Session, mail_id: int) -> None:
+def queue_inserted_mail(session: Session, mail_id: int, batch: InsertBatch | None = None) -> None:
     """Queue the index update of a mail inserted with an SQL statement, which the flush listener does not see.
 
     The mail counts as queued for the rest of the transaction, as if a flush had inserted it.
+    With ``batch``, the outbox row is inserted with the batch's other rows.
     """
-    session.connection().execute(
-        _INSERT_EVENT, {"entity": "mail", "entity_id": mail_id, "operation": "upsert", "created_at": utcnow()}
-    )
+    row = {"entity": "mail", "entity_id": mail_id, "operation": "upsert", "created_at": utcnow()}
+    if batch is not None:
+        batch.add(OutboxEvent.__table__, [row])
+    else:
+        session.connection().execute(_INSERT_EVENT, row)
     session.info.setdefault(QUEUED_KEY, set()).add(mail_id)
 
 

@@ -1,0 +1,111 @@
+"""InsertBatch: a registration's rows reach PostgreSQL in one statement, and every row is written."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, select
+
+from app.core.db import InsertBatch, _batch_statement, write_transaction
+from app.correspondents.operations import CorrespondentInput
+from app.extensions import db
+from app.mail.models import HistoryEntry, Mail, MailCorrespondent
+from app.mail.operations import Registration, register_mail, today_in_paris
+from app.notifications.models import EmailMessage, Notification
+from app.reminders.models import Reminder
+from app.search.models import OutboxEvent
+from tests.conftest import user_context
+
+# The tables registration writes after taking the number, besides the mail.
+BATCHED_TABLES = ("mail_correspondent", "history_entry", "search_outbox", "reminder", "notification", "email_message")
+
+
+def _register_assigned() -> tuple[Mail, list[str]]:
+    """Register a residence-permit request assigned to an agent; return it and the SQL statements run."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    registration = Registration(
+        mail_type="residence_permit_request",
+        subject="Demande de premier titre de séjour",
+        arrival_date=today_in_paris() - timedelta(days=1),
+        handling_department="DMI-SSE-BPT",
+        assignee_id=user_context("sejour").user_id,
+        fields={"foreign_national_number": "0123456789", "permit_kind": "first_request"},
+        correspondent=CorrespondentInput(last_name="Nguyễn", first_name="Thị Hoà", confirm_new=True),
+    )
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        mail = register_mail(user_context("courrier"), registration)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return mail, statements
+
+
+def _count(model: Any, *conditions: Any) -> int:
+    return db.session.execute(select(func.count()).select_from(model).where(*conditions)).scalar_one()
+
+
+def test_registration_writes_every_batched_row(app_context):
+    mail, _statements = _register_assigned()
+
+    assert _count(MailCorrespondent, MailCorrespondent.mail_id == mail.id) == 1
+    history = db.session.execute(select(HistoryEntry).where(HistoryEntry.mail_id == mail.id)).scalar_one()
+    assert history.at is not None
+    assert history.details["chrono"] == mail.chrono
+    assert _count(OutboxEvent, OutboxEvent.entity_id == mail.id, OutboxEvent.entity == "mail") == 1
+    reminders = db.session.execute(select(Reminder).where(Reminder.mail_id == mail.id)).scalars().all()
+    assert reminders
+    assert all(reminder.created_at is not None for reminder in reminders)
+    notification = db.session.execute(select(Notification).where(Notification.mail_id == mail.id)).scalar_one()
+    assert notification.user_id == user_context("sejour").user_id
+    email = db.session.execute(select(EmailMessage).where(EmailMessage.user_id == notification.user_id)).scalar_one()
+    assert email.attempts == 0
+    assert email.next_attempt_at is not None
+    assert mail.chrono in email.subject or mail.chrono in email.body_text
+
+
+def test_postgresql_gets_one_insert_statement(app_context):
+    mail, statements = _register_assigned()
+
+    inserts = [statement for statement in statements if "INSERT INTO mail " in statement]
+    assert len(inserts) == 1
+    together = db.engine.dialect.name == "postgresql"
+    for table in BATCHED_TABLES:
+        assert (f"INSERT INTO {table} " in inserts[0]) is together, table
+    assert mail.id is not None
+
+
+def test_kept_rows_wait_for_execute(app_context):
+    mail, _statements = _register_assigned()
+
+    with write_transaction():
+        batch = InsertBatch()
+        batch.add(HistoryEntry.__table__, [{"mail_id": mail.id, "actor_id": None, "event": "noted", "details": {}}])
+        before = _count(HistoryEntry, HistoryEntry.mail_id == mail.id, HistoryEntry.event == "noted")
+        batch.execute()
+        after = _count(HistoryEntry, HistoryEntry.mail_id == mail.id, HistoryEntry.event == "noted")
+
+    assert before == (0 if db.engine.dialect.name == "postgresql" else 1)
+    assert after == 1
+    noted = db.session.execute(
+        select(HistoryEntry).where(HistoryEntry.mail_id == mail.id, HistoryEntry.event == "noted")
+    ).scalar_one()
+    assert noted.at is not None
+
+
+def test_batch_statement_is_cacheable(app_context):
+    shape = (
+        (Mail.__table__, ("id", "subject"), 1),
+        (Reminder.__table__, ("mail_id", "kind"), 3),
+        (OutboxEvent.__table__, ("entity", "entity_id"), 1),
+    )
+
+    statement = _batch_statement(shape)
+
+    # SQLAlchemy compiles a statement without a cache key at every execution.
+    assert statement._generate_cache_key() is not None
+    assert _batch_statement(shape) is statement
