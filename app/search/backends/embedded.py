@@ -317,7 +317,9 @@ class EmbeddedBackend:
     def _rows(statement: Select[Any]) -> list[Any]:
         methods_off = statement.get_execution_options().get(PLANNER_METHODS_OFF, ())
         _set_locally(f"{method} = off" for method in methods_off)
-        found = db.session.execute(statement).all()
+        # On the session's connection: the rows are plain columns, and the session's ORM
+        # layer took about 1.5 ms to turn 1,001 of them into rows.
+        found = db.session.connection().execute(statement).all()
         _set_locally(f"{method} TO DEFAULT" for method in methods_off)
         return found
 
@@ -581,19 +583,19 @@ class EmbeddedBackend:
     def _hits(ids: list[int], scores: dict[int, float], parsed: ParsedQuery) -> list[SearchHit]:
         if not ids:
             return []
-        rows = db.session.execute(
-            select(Mail, SearchDocument.display_text, SearchDocument.attachment_text)
+        rows = db.session.connection().execute(
+            select(Mail.id, Mail.chrono, Mail.subject, Mail.arrival_date, Mail.status, Mail.mail_type,
+                   SearchDocument.display_text, SearchDocument.attachment_text)
             .outerjoin(SearchDocument, SearchDocument.mail_id == Mail.id)
             .where(Mail.id.in_(ids))
         ).all()
-        by_id = {row.Mail.id: row for row in rows}
+        by_id = {row.id: row for row in rows}
         terms = parsed.all_terms()
         hits = []
         for mail_id in ids:
             row = by_id[mail_id]
-            display = row.display_text or row.Mail.subject
+            display = row.display_text or row.subject
             snippet = highlight(display, terms) or highlight(row.attachment_text or "", terms) or excerpt(display)
-            mail = row.Mail
-            hits.append(SearchHit(mail.id, mail.chrono, mail.subject, mail.arrival_date, mail.status, mail.mail_type,
+            hits.append(SearchHit(row.id, row.chrono, row.subject, row.arrival_date, row.status, row.mail_type,
                                   snippet, scores.get(mail_id)))
         return hits
