@@ -24,6 +24,7 @@ import logging
 import math
 import multiprocessing
 import os
+import queue
 import re
 import sys
 import time
@@ -558,11 +559,20 @@ def measure_concurrent_registrations(url: str, count: int, seed: int, writers: i
     for process in processes:
         process.start()
     # Read before joining: a process does not end while its result waits in the queue's pipe.
-    measured = [results.get() for _ in processes]
+    measured: list[dict[str, Any]] = []
+    while len(measured) < writers:
+        try:
+            measured.append(results.get(timeout=5))
+        except queue.Empty:
+            failed = [process.exitcode for process in processes if process.exitcode not in (None, 0)]
+            if failed:
+                # The others may wait at the barrier for the failed one.
+                for process in processes:
+                    process.terminate()
+                raise RuntimeError(f"a registration writer failed with exit code {failed[0]}; "
+                                   "its traceback is printed above") from None
     for process in processes:
         process.join()
-        if process.exitcode != 0:
-            raise RuntimeError(f"a registration writer failed with exit code {process.exitcode}")
     seconds = max(item["finished_at"] for item in measured) - min(item["started_at"] for item in measured)
     return {
         "registrations": count,

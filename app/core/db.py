@@ -1,4 +1,4 @@
-"""Database engine settings and the write transaction used by operations."""
+"""Database engine settings, the write transaction used by operations, and inserts sent together."""
 
 from __future__ import annotations
 
@@ -102,12 +102,12 @@ class InsertBatch:
 
     Each statement is a round trip to the server. Registration writes rows to
     up to eight tables between taking its registration number and the commit,
-    and concurrent registrations wait for that number's counter. On PostgreSQL ``add()`` keeps the rows
-    and ``execute()`` inserts them all with one statement made of
-    data-modifying WITH queries. Foreign keys are checked at the end of that
-    statement, so its rows may reference a mail it inserts. On other databases
-    ``add()`` inserts at once, one statement per call, and ``execute()`` has
-    nothing left to do.
+    and concurrent registrations wait for that number's counter. On PostgreSQL
+    ``add()`` keeps the rows and ``execute()`` inserts them all with one
+    statement made of data-modifying WITH queries. Foreign keys are checked at
+    the end of that statement, so its rows may reference a mail it inserts. On
+    other databases ``add()`` inserts at once, one statement per call, and
+    ``execute()`` has nothing left to do.
 
     Until ``execute()``, the kept rows are not in the database: the caller
     runs the operation under ``db.session.no_autoflush``, so that no ORM
