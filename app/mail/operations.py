@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.attachments.operations import StoredUpload, Upload, store_upload
 from app.configuration.loader import Configuration
@@ -255,21 +256,17 @@ def _insert_mail(
     if registration.correspondent is not None and not registration.correspondent.is_empty():
         role = "recipient" if spec.category == "outgoing" else "sender"
         link = {"correspondent_id": resolve_correspondent_id(registration.correspondent, actor.user_id), "role": role}
-    # Read now for the assignee's notification, so that the read is not made while the number is held.
+    # Read now for the assignee's notification, before the number's counter row is locked.
     notification_cache = NotificationCache(configuration)
     if registration.assignee_id is not None and registration.assignee_id != actor.user_id:
         notification_cache.load([registration.assignee_id])
     # On PostgreSQL the rows are inserted by one statement at the end, the mail's id reserved now.
     batch = InsertBatch()
     reserved_id = batch.reserve_id(Mail.__table__)
-    # The number is taken as late as it can be: its counter row stays locked until the commit,
-    # and concurrent registrations of the same category and year wait for it.
-    number = next_number(spec.category, today.year)
-    chrono = format_chrono(configuration.registers[spec.category].format, today.year, number)
     values = {
-        "chrono": chrono,
+        "chrono": None,
         "chrono_year": today.year,
-        "chrono_number": number,
+        "chrono_number": None,
         "category": spec.category,
         "mail_type": spec.id,
         "subject": registration.subject.strip(),
@@ -297,6 +294,9 @@ def _insert_mail(
     facts = _facts_row(values, checked.department.calendar, has_sender, len(stored), configuration)
     if reserved_id is not None:
         values["id"] = reserved_id
+    else:
+        # Without a reserved id the mail row is inserted at once, so it needs its number now.
+        _take_number(values, spec, configuration, today)
     # Nothing is flushed before the batch is executed: the ORM rows added below reference the mail.
     with db.session.no_autoflush:
         mail = _insert_mail_row(values, facts, batch)
@@ -309,6 +309,15 @@ def _insert_mail(
             db.session.add(attachment)
 
         routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
+        schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True, batch=batch)
+        if reserved_id is not None:
+            # The number is taken as late as it can be: its counter row stays locked until the
+            # commit, and concurrent registrations of the same category and year wait for it.
+            _take_number(values, spec, configuration, today)
+            for key in ("chrono", "chrono_number"):
+                set_committed_value(mail, key, values[key])
+            batch.add(Mail.__table__, [values])
+        chrono = values["chrono"]
         # Inserted on the tables, not as ORM objects: the caller needs neither row back, and the
         # session's unit of work costs more than the statements themselves.
         batch.add(HistoryEntry.__table__, [{
@@ -327,11 +336,17 @@ def _insert_mail(
             },
         }])
         # The search outbox row of the new mail was added by _insert_mail_row.
-        schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True, batch=batch)
         insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache,
                              batch=batch)
         batch.execute()
     return mail
+
+
+def _take_number(values: dict[str, Any], spec: MailTypeSpec, configuration: Configuration, today: date) -> None:
+    """Reserve the next registration number of the mail's category and set it in ``values``."""
+    number = next_number(spec.category, today.year)
+    values["chrono_number"] = number
+    values["chrono"] = format_chrono(configuration.registers[spec.category].format, today.year, number)
 
 
 def _facts_row(
@@ -356,8 +371,9 @@ def _facts_row(
 def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None, batch: InsertBatch | None = None) -> Mail:
     """Insert the mail with an SQL statement and return it as a persistent ORM object of this session.
 
-    With ``batch`` and an ``id`` in ``values``, the mail and its outbox row are
-    added to the batch, which inserts them later.
+    With ``batch`` and an ``id`` in ``values``, the mail row is not inserted:
+    the caller adds it to the batch once it has its number. The outbox row is
+    added to the batch.
 
     The session's unit of work was the largest single cost of a registration
     (a third of its Python time under cProfile, at 1M mails), so the mail
@@ -369,7 +385,6 @@ def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None, batc
     session = db.session()
     if batch is not None and "id" in values:
         mail_id = int(values["id"])
-        batch.add(Mail.__table__, [values])
     else:
         # Through the session, not its connection: app/mail/menu_counts.py notes the write from this statement.
         mail_id = int(session.execute(_INSERT_MAIL, values).inserted_primary_key[0])
