@@ -115,12 +115,12 @@ class InsertBatch:
     """
 
     def __init__(self) -> None:
-        self.together = db.session.get_bind().dialect.name == "postgresql"
+        self.keeps_rows = db.session.get_bind().dialect.name == "postgresql"
         self._parts: list[tuple[Table, list[dict[str, Any]]]] = []
 
     def reserve_id(self, table: Table) -> int | None:
         """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once."""
-        if not self.together:
+        if not self.keeps_rows:
             return None
         return int(db.session.execute(
             text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": table.name}
@@ -131,7 +131,7 @@ class InsertBatch:
         rows = list(rows)
         if not rows:
             return
-        if not self.together:
+        if not self.keeps_rows:
             db.session.execute(_insert_into(table), rows)
             return
         self._parts.append((table, _with_defaults(table, rows)))

@@ -299,7 +299,7 @@ def _insert_mail(
         _take_number(values, spec, configuration, today)
     # Nothing is flushed before the batch is executed: the ORM rows added below reference the mail.
     with db.session.no_autoflush:
-        mail = _insert_mail_row(values, facts, batch)
+        mail = _add_new_mail(values, facts, batch)
         if link is not None:
             batch.add(MailCorrespondent.__table__, [{"mail_id": mail.id, **link}])
         for upload in stored:
@@ -335,7 +335,7 @@ def _insert_mail(
                 "routing": routing_trace,
             },
         }])
-        # The search outbox row of the new mail was added by _insert_mail_row.
+        # The search outbox row of the new mail was added by _add_new_mail.
         insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache,
                              batch=batch)
         batch.execute()
@@ -368,12 +368,12 @@ def _facts_row(
     )
 
 
-def _insert_mail_row(values: dict[str, Any], facts: FactsRow | None = None, batch: InsertBatch | None = None) -> Mail:
-    """Insert the mail with an SQL statement and return it as a persistent ORM object of this session.
+def _add_new_mail(values: dict[str, Any], facts: FactsRow | None = None, batch: InsertBatch | None = None) -> Mail:
+    """Add a new mail to the session as a persistent ORM object, inserting its row with an SQL statement.
 
-    With ``batch`` and an ``id`` in ``values``, the mail row is not inserted:
-    the caller adds it to the batch once it has its number. The outbox row is
-    added to the batch.
+    With ``batch`` and a reserved ``id`` in ``values``, the mail row is not
+    inserted here: the caller adds it to the batch once it has its number, and
+    the outbox row goes to the batch too.
 
     The session's unit of work was the largest single cost of a registration
     (a third of its Python time under cProfile, at 1M mails), so the mail

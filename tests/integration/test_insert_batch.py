@@ -17,7 +17,7 @@ from app.reminders.models import Reminder
 from app.search.models import OutboxEvent
 from tests.conftest import user_context
 
-# The tables registration writes after taking the number, besides the mail.
+# The tables whose rows a registration sends with the mail's row on PostgreSQL.
 BATCHED_TABLES = ("mail_correspondent", "history_entry", "search_outbox", "reminder", "notification", "email_message")
 
 

@@ -20,7 +20,7 @@ from app.correspondents.operations import CorrespondentInput, DuplicateCorrespon
 from app.demo.letters import render_letter_pdf
 from app.extensions import db
 from app.mail.models import ChronoCounter, HistoryEntry, Mail
-from app.mail.operations import Registration, _insert_mail_row, register_mail, today_in_paris
+from app.mail.operations import Registration, _add_new_mail, register_mail, today_in_paris
 from app.search.models import OutboxEvent
 from tests.conftest import csrf_token, user_context
 
@@ -225,7 +225,7 @@ def test_registration_after_rolled_back_insert(app_context):
     # The mail object of a rolled-back insert stays in the session's identity map, expired, while it is referenced.
     with pytest.raises(RuntimeError):
         with write_transaction():
-            mail = _insert_mail_row(values)
+            mail = _add_new_mail(values)
             rolled_back.append((mail.id, mail))
             raise RuntimeError("roll the insert back")
     second = register_mail(clerk, _residence_request(subject="Demande de renouvellement", correspondent=picked))
