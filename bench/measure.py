@@ -447,7 +447,7 @@ def explain_page_statements(statements: list[dict[str, Any]]) -> list[dict[str, 
 # --- Registrations ----------------------------------------------------------------------
 
 
-def measure_registrations(count: int, seed: int, barrier: Any = None) -> dict[str, Any]:
+def measure_registrations(count: int, seed: int, barrier: Any = None, keep_samples: bool = False) -> dict[str, Any]:
     """Register ``count`` generated mails through register_mail, without letters, one after another.
 
     Only the register_mail calls are timed: the mails are generated before,
@@ -455,7 +455,8 @@ def measure_registrations(count: int, seed: int, barrier: Any = None) -> dict[st
     correspondents are chosen as ``flask demo load`` chooses them: the mail
     room registers incoming mail, agents the rest, and a correspondent seen
     before is picked by id. With ``barrier``, the timed loop starts when every
-    writer sharing it is ready.
+    writer sharing it is ready. With ``keep_samples``, the result also holds
+    every call's duration in seconds.
     """
     from flask_appbuilder.security.sqla.models import User
 
@@ -512,7 +513,7 @@ def measure_registrations(count: int, seed: int, barrier: Any = None) -> dict[st
     finished_at = time.time()
     operation_seconds = sum(durations)
     db.session.remove()
-    return {
+    result = {
         "registrations": count,
         # Time spent inside register_mail, and registrations per second of it.
         "seconds": round(operation_seconds, 3),
@@ -529,6 +530,9 @@ def measure_registrations(count: int, seed: int, barrier: Any = None) -> dict[st
         "started_at": started_at,
         "finished_at": finished_at,
     }
+    if keep_samples:
+        result["samples_seconds"] = durations
+    return result
 
 
 def _writer(url: str, count: int, seed: int, barrier: Any, results: Any) -> None:
@@ -536,7 +540,7 @@ def _writer(url: str, count: int, seed: int, barrier: Any, results: Any) -> None
     configure_bench_logging()
     app = create_bench_app(url)
     with app.app_context():
-        results.put(measure_registrations(count, seed, barrier))
+        results.put(measure_registrations(count, seed, barrier, keep_samples=True))
 
 
 def measure_concurrent_registrations(url: str, count: int, seed: int, writers: int) -> dict[str, Any]:
@@ -584,14 +588,10 @@ def measure_concurrent_registrations(url: str, count: int, seed: int, writers: i
         "per_writer": [
             {key: item[key] for key in ("registrations", "per_second", "latency")} for item in measured
         ],
-        "latency": _worst_latency(measured),
+        # Percentiles of every writer's calls together.
+        "latency": summarise_ms([sample for item in measured for sample in item["samples_seconds"]]),
         "load_average_after": load_average(),
     }
-
-
-def _worst_latency(measured: list[dict[str, Any]]) -> dict[str, float]:
-    """Return the worst writer's latency percentiles: the writers' samples are not kept."""
-    return {key: max(item["latency"][key] for item in measured) for key in measured[0]["latency"]}
 
 
 # --- Entry point ----------------------------------------------------------------------------

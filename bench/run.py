@@ -261,8 +261,7 @@ def evaluate_targets(measurements: dict[str, Any]) -> list[dict[str, Any]]:
     registrations = measurements.get("registrations")
     if registrations:
         checks.append({
-            "target": f"registrations/s >= {TARGET_REGISTRATIONS_PER_SECOND} "
-                      f"({registrations.get('writers', 1)} writer{'s' if registrations.get('writers', 1) > 1 else ''})",
+            "target": f"registrations/s >= {TARGET_REGISTRATIONS_PER_SECOND} ({_writers(registrations)})",
             "value": registrations["per_second"],
             "met": registrations["per_second"] >= TARGET_REGISTRATIONS_PER_SECOND,
         })
@@ -294,6 +293,12 @@ def evaluate_targets(measurements: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
+def _writers(registrations: dict[str, Any]) -> str:
+    """Return "1 writer" or "N writers" for the registrations' measurement."""
+    writers = registrations.get("writers", 1)
+    return f"{writers} writer{'s' if writers > 1 else ''}"
+
+
 def _timing_cells(timing: dict[str, float]) -> str:
     return f"{timing['p50_ms']:>8.2f} {timing['p95_ms']:>8.2f}"
 
@@ -314,9 +319,8 @@ def format_report(results: dict[str, Any]) -> str:
     if registrations:
         counters = "valid" if results["database"].get("statistics_counters_valid") else "invalid, not updated"
         lines.append(f"Statistics counters: {counters}")
-        writers = registrations.get("writers", 1)
         lines.append(
-            f"Registrations through register_mail by {writers} writer{'s' if writers > 1 else ''}: "
+            f"Registrations through register_mail by {_writers(registrations)}: "
             f"{registrations['registrations']} in {registrations['seconds']} s = "
             f"{registrations['per_second']}/s (latency p50 {registrations['latency']['p50_ms']} ms, "
             f"p95 {registrations['latency']['p95_ms']} ms, {registrations['per_cpu_second']}/s of CPU time)"
