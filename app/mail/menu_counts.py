@@ -1,9 +1,12 @@
-"""A short per-user cache of the menu's basket counts, emptied by every write committed in this process.
+"""A short per-user cache of the menu, emptied by every write committed in this process.
 
 Every portal page shows the count of each basket the user may open, and
 computing them costs about as much as the page itself. The counts are kept
 for ``MENU_COUNTS_CACHE_SECONDS`` (10 by default, 0 turns the cache off) per
-user, configuration version and day. Any committed transaction of this
+user, configuration version and day. The menu rendered around them (the
+menu of Flask-AppBuilder with its permission checks, the baskets, the
+unread notifications) is kept as long, under a key that adds what the
+rendering reads of the request. Any committed transaction of this
 process that inserted, updated or deleted rows empties the whole cache,
 because one write may change the baskets of many users. Writes made by other
 processes (other web workers, the scheduler) show in the menu once the entry
@@ -39,11 +42,11 @@ def _ttl_seconds() -> float:
     return float(current_app.config.get("MENU_COUNTS_CACHE_SECONDS", DEFAULT_TTL_SECONDS))
 
 
-def _key(user: UserContext, configuration_version: int | None, today: date) -> tuple[Any, ...]:
+def _key(user: UserContext, parts: tuple[Any, ...]) -> tuple[Any, ...]:
     # Everything of the user's context that a basket's filter or the visibility rule reads.
     return (
         user.user_id, user.permissions, user.department_ids, user.scope_department_ids,
-        user.primary_department_id, user.delegator_ids, configuration_version, today,
+        user.primary_department_id, user.delegator_ids, *parts,
     )
 
 
@@ -51,10 +54,19 @@ def cached_counts(
     user: UserContext, configuration_version: int | None, today: date, compute: Callable[[], Any]
 ) -> Any:
     """Return the counts stored for ``user`` if they are younger than the TTL, else ``compute()`` and store them."""
+    return cached_for_user(user, ("counts", configuration_version, today), compute)
+
+
+def cached_for_user(user: UserContext, parts: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """Return the value stored for ``user`` and ``parts`` if younger than the TTL, else ``compute()`` and store it.
+
+    ``parts`` contains what the value depends on besides the user's context: its
+    kind first, then for example the configuration version and the day.
+    """
     ttl = _ttl_seconds()
     if ttl <= 0:
         return compute()
-    key = _key(user, configuration_version, today)
+    key = _key(user, parts)
     now = time.monotonic()
     entry = _entries.get(key)
     if entry is not None and now - entry[0] < ttl:

@@ -7,9 +7,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, jsonify, render_template, request, session
 from flask_babel import format_date, format_datetime, get_locale
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.core.errors import EstafetteError
@@ -130,6 +131,44 @@ def _template_context() -> dict[str, Any]:
     }
 
 
+# The header's search box shows the query typed on this page, so its menu is never kept.
+UNCACHED_MENU_ENDPOINTS = frozenset({"SearchView.index"})
+
+
+def _menu() -> Markup:
+    """Render the header of the page: Flask-AppBuilder's menu and the baskets with their counts.
+
+    Both are the same on all of a user's pages except for the active basket,
+    and rendering them (a permission check per menu entry, a count per
+    basket, the unread notifications) costs more than many pages' own
+    content. So app.mail.menu_counts keeps the rendered header as long as the
+    basket counts, and forgets it at the same writes. Its key contains
+    everything the header reads: the user's context and grants, the
+    language, the configuration version, the day and the active basket.
+    """
+    from app.configuration.operations import ConfigurationMissing, current_configuration
+    from app.mail.menu_counts import cached_for_user
+    from app.mail.operations import today_in_paris
+    from app.organisation.context import current_user_context
+
+    def render() -> Markup:
+        return Markup(render_template("estafette/menu.html"))
+
+    user = current_user_context()
+    if user is None or request.endpoint in UNCACHED_MENU_ENDPOINTS:
+        return render()
+    try:
+        version = current_configuration().version
+    except ConfigurationMissing:
+        return render()
+    active_basket = request.view_args.get("basket_id") if request.view_args else None
+    parts = (
+        "menu", version, today_in_paris(), str(get_locale() or ""), session.get("locale"),
+        user.display_name, user.grants, active_basket,
+    )
+    return cached_for_user(user, parts, render)
+
+
 def install(app: Flask) -> None:
     app.register_blueprint(
         Blueprint("estafette_assets", __name__, static_folder=str(STATIC_DIR), static_url_path="/assets")
@@ -141,3 +180,4 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["local_datetime"] = _local_datetime
     app.jinja_env.filters["file_size"] = _file_size
     app.jinja_env.filters["basket_count"] = _basket_count
+    app.jinja_env.globals["estafette_menu"] = _menu
