@@ -91,3 +91,20 @@ def test_menu_access_same_as_appbuilder(app, username):
 
         assert ours == appbuilder
         assert ours
+
+
+def test_new_permission_view_granted(app_context):
+    """A permission view added after the process read the names of the others is granted at once."""
+    assert ("Mail", "can_read") in user_context("admin").grants
+    manager = app_context.appbuilder.sm
+    permission_view = manager.add_permission_view_menu("can_archive_test", "ArchiveTestView")
+    manager.add_permission_role(manager.find_role("administrator"), permission_view)
+
+    try:
+        grants = user_context("admin").grants
+    finally:
+        manager.del_permission_role(manager.find_role("administrator"), permission_view)
+        manager.del_permission_view_menu("can_archive_test", "ArchiveTestView", cascade=True)
+
+    assert ("ArchiveTestView", "can_archive_test") in grants
+    assert ("ArchiveTestView", "can_archive_test") not in user_context("admin").grants
