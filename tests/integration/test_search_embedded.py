@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy import event
+
+from app.extensions import db
 from app.search.backends import embedded
 from app.search.backends.embedded import EmbeddedBackend
 from app.search.criteria import SearchRequest
@@ -55,3 +59,32 @@ def test_exact_number_kept_past_limit(app_context, monkeypatch):
     found = search(user_context("admin"), SearchRequest(text=oldest.chrono), backend=backend)
 
     assert found.hits[0].mail_id == oldest.id
+
+
+def test_word_estimate_read_once(app_context):
+    """PostgreSQL's estimate of a word's matches is read for the first search, then kept."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("only the embedded backend on PostgreSQL reads estimates")
+    register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    embedded.forget_planner_facts()
+    explained: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _executemany):
+        if statement.startswith("EXPLAIN"):
+            explained.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        first = search(user_context("admin"), SearchRequest(text="séjour"), backend=backend)
+        after_first = len(explained)
+        second = search(user_context("admin"), SearchRequest(text="séjour"), backend=backend)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+        embedded.forget_planner_facts()
+
+    assert after_first == 1
+    assert len(explained) == 1
+    assert first.total > 0
+    assert [hit.mail_id for hit in second.hits] == [hit.mail_id for hit in first.hits]

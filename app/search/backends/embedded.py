@@ -17,6 +17,8 @@ miss a mail registered long after its arrival date.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -98,6 +100,35 @@ PLANNER_SETTINGS = (
     # with status "new" by primary key, and searches with a filter took up to 1.5 times longer.
     "random_page_cost = 1.1",
 )
+
+
+# PostgreSQL's estimates that choose how a search reads the index (the rows matching a word, the
+# rows of the index), kept this many seconds per process. They follow PostgreSQL's statistics,
+# which change when it analyzes the table and slowly as the table grows, and each one read costs a
+# round trip and a plan. A stale estimate may only choose the slower reading: all return the same mails.
+PLANNER_FACT_SECONDS = 300.0
+PLANNER_FACT_MAX_ENTRIES = 10_000
+_planner_facts: dict[str, tuple[float, Any]] = {}
+_planner_facts_lock = threading.Lock()
+
+
+def _planner_fact(key: str, read: Callable[[], Any]) -> Any:
+    """Return the value kept under ``key`` if younger than PLANNER_FACT_SECONDS, else ``read()`` and keep it."""
+    now = time.monotonic()
+    entry = _planner_facts.get(key)
+    if entry is not None and now - entry[0] < PLANNER_FACT_SECONDS:
+        return entry[1]
+    value = read()
+    with _planner_facts_lock:
+        if len(_planner_facts) >= PLANNER_FACT_MAX_ENTRIES:
+            _planner_facts.clear()
+        _planner_facts[key] = (now, value)
+    return value
+
+
+def forget_planner_facts() -> None:
+    with _planner_facts_lock:
+        _planner_facts.clear()
 
 
 def _set_locally(settings: Iterable[str]) -> None:
@@ -488,22 +519,26 @@ class EmbeddedBackend:
         """
         if matches < COMMON_MATCHES:
             return False
-        rows = db.session.execute(
+        rows = _planner_fact("rows", lambda: db.session.execute(
             text("SELECT reltuples FROM pg_class WHERE oid = 'search_document'::regclass")
-        ).scalar_one()
+        ).scalar_one())
         # reltuples is -1 before the first ANALYZE or VACUUM of the table.
         return matches * matches > limit * max(float(rows), 0.0)
 
     @staticmethod
     def _estimated_matches(expression: str) -> int:
         """Return PostgreSQL's estimate of the index rows matching ``expression``, from its statistics."""
-        plan = db.session.execute(
-            text("EXPLAIN (FORMAT JSON) SELECT 1 FROM search_document WHERE terms_vector @@ to_tsquery('simple', :expression)"),
-            {"expression": expression},
-        ).scalar_one()
-        if isinstance(plan, str):
-            plan = json.loads(plan)
-        return int(plan[0]["Plan"]["Plan Rows"])
+
+        def read() -> int:
+            plan = db.session.execute(
+                text("EXPLAIN (FORMAT JSON) SELECT 1 FROM search_document WHERE terms_vector @@ to_tsquery('simple', :expression)"),
+                {"expression": expression},
+            ).scalar_one()
+            if isinstance(plan, str):
+                plan = json.loads(plan)
+            return int(plan[0]["Plan"]["Plan Rows"])
+
+        return int(_planner_fact(f"matches:{expression}", read))
 
     def _chrono_candidates(self, key: str, conditions: list[ColumnElement[bool]], limit: int) -> Select[Any]:
         document = SearchDocument.__table__
