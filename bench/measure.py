@@ -202,7 +202,7 @@ def measure_basket_page(app: Flask, username: str, requests: int) -> dict[str, A
 
     load_before = load_average()
     durations, cpu_durations = _time_pages(client, requests)
-    # The same requests with the menu counts computed at every page, as on a cache miss.
+    # The same requests with the menu rendered and its counts computed at every page, as on a cache miss.
     cache_seconds = app.config.get("MENU_COUNTS_CACHE_SECONDS")
     app.config["MENU_COUNTS_CACHE_SECONDS"] = 0
     try:
