@@ -21,19 +21,23 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.organisation.context import UserContext
 
 DEFAULT_TTL_SECONDS = 10.0
-# Entries kept before the expired ones are dropped. One entry takes a few hundred bytes.
+# Entries kept before the expired ones are dropped. The counts of a user take a few hundred
+# bytes and a rendered menu about 6 KB, so the cache stays under about 30 MB per process.
 MAX_ENTRIES = 5000
 _WROTE_KEY = "estafette_menu_counts_wrote"
+_GENERATION_KEY = "estafette_menu_generation"
 
 _lock = threading.Lock()
 _entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+# Incremented each time the cache is emptied, so that a value computed across a write is not kept.
+_generation = 0
 
 
 def _ttl_seconds() -> float:
@@ -72,8 +76,15 @@ def cached_for_user(user: UserContext, parts: tuple[Any, ...], compute: Callable
     if entry is not None and now - entry[0] < ttl:
         return entry[1]
 
+    generation = getattr(g, _GENERATION_KEY, None) if has_request_context() else None
+    if generation is None:
+        generation = _generation
     counts = compute()
     with _lock:
+        if _generation != generation:
+            # Emptied since this request began (on SQLite it reads the snapshot of its first
+            # query) or since compute() began: the value may predate a write, so it is not kept.
+            return counts
         if len(_entries) >= MAX_ENTRIES:
             for stale in [item for item, (stored_at, _) in _entries.items() if now - stored_at >= ttl]:
                 del _entries[stale]
@@ -84,8 +95,15 @@ def cached_for_user(user: UserContext, parts: tuple[Any, ...], compute: Callable
 
 
 def forget_all_counts() -> None:
+    global _generation
     with _lock:
         _entries.clear()
+        _generation += 1
+
+
+def note_request_start() -> None:
+    """Record the cache's generation for this request; run it before the request's first query."""
+    setattr(g, _GENERATION_KEY, _generation)
 
 
 def _note_orm_write(session: Session, _flush_context: Any) -> None:

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.core.errors import EstafetteError
+from app.mail.menu_counts import note_request_start
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _menu() -> Markup:
     and rendering them (a permission check per menu entry, a count per
     basket, the unread notifications) costs more than many pages' own
     content. So app.mail.menu_counts keeps the rendered header as long as the
-    basket counts, and forgets it at the same writes. Its key contains
+    basket counts, and clears it at the same writes. Its key contains
     everything the header reads: the user's context and grants, the
     language, the configuration version, the day and the active basket.
     """
@@ -158,12 +159,15 @@ def _menu() -> Markup:
     if user is None or request.endpoint in UNCACHED_MENU_ENDPOINTS:
         return render()
     try:
-        version = current_configuration().version
+        configuration = current_configuration()
     except ConfigurationMissing:
         return render()
     active_basket = request.view_args.get("basket_id") if request.view_args else None
+    if active_basket not in configuration.baskets:
+        # Any text may stand in the URL: one entry per unknown basket id would fill the cache.
+        active_basket = None
     parts = (
-        "menu", version, today_in_paris(), str(get_locale() or ""), session.get("locale"),
+        "menu", configuration.version, today_in_paris(), str(get_locale() or ""), session.get("locale"),
         user.display_name, user.grants, active_basket,
     )
     return cached_for_user(user, parts, render)
@@ -175,6 +179,8 @@ def install(app: Flask) -> None:
     )
     _register_error_handlers(app)
     app.after_request(_add_security_headers)
+    # First of the request hooks, before Flask-AppBuilder's hook reads the user: see note_request_start.
+    app.before_request_funcs.setdefault(None, []).insert(0, note_request_start)
     app.context_processor(_template_context)
     app.jinja_env.filters["legal_date"] = _legal_date
     app.jinja_env.filters["local_datetime"] = _local_datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 
 from app.correspondents.operations import CorrespondentInput
 from app.extensions import db
+from app.mail import menu_counts
 from app.mail.menu_counts import forget_all_counts
 from app.mail.operations import Registration, register_mail, today_in_paris
 from tests.conftest import user_context
@@ -122,3 +124,36 @@ def test_search_query_in_header(app, client_as):
 
     assert HEADER_QUERY.findall(first) == ["titre de séjour"]
     assert HEADER_QUERY.findall(second) == ["naturalisation"]
+
+
+def test_menu_not_kept_across_write(app, client_as, monkeypatch):
+    """A menu rendered while another thread commits a write is shown once, not kept."""
+    client = client_as("sejour")
+    read_unread_count = app.jinja_env.globals["unread_notification_count"]
+
+    def count_then_write() -> int:
+        count = read_unread_count()
+        # Another request thread of this process commits a notification for the same user.
+        writer = threading.Thread(target=_register, args=(app,))
+        writer.start()
+        writer.join()
+        return count
+
+    monkeypatch.setitem(app.jinja_env.globals, "unread_notification_count", count_then_write)
+    during = client.get("/").get_data(as_text=True)
+    monkeypatch.setitem(app.jinja_env.globals, "unread_notification_count", read_unread_count)
+    after = client.get("/").get_data(as_text=True)
+
+    assert _unread(during) == 0
+    assert _unread(after) == 1
+
+
+def test_unknown_basket_adds_no_entry(app, client_as):
+    client = client_as("sejour")
+    client.get("/mail/basket/to_process")
+    entries = len(menu_counts._entries)
+
+    for number in range(5):
+        assert client.get(f"/mail/basket/unknown{number}").status_code == 404
+
+    assert len(menu_counts._entries) == entries + 1
