@@ -79,19 +79,19 @@ def cached_for_user(user: UserContext, parts: tuple[Any, ...], compute: Callable
     generation = getattr(g, _GENERATION_KEY, None) if has_request_context() else None
     if generation is None:
         generation = _generation
-    counts = compute()
+    value = compute()
     with _lock:
         if _generation != generation:
             # Emptied since this request began (on SQLite it reads the snapshot of its first
             # query) or since compute() began: the value may predate a write, so it is not kept.
-            return counts
+            return value
         if len(_entries) >= MAX_ENTRIES:
             for stale in [item for item, (stored_at, _) in _entries.items() if now - stored_at >= ttl]:
                 del _entries[stale]
             if len(_entries) >= MAX_ENTRIES:
                 _entries.clear()
-        _entries[key] = (now, counts)
-    return counts
+        _entries[key] = (now, value)
+    return value
 
 
 def forget_all_counts() -> None:
@@ -102,7 +102,7 @@ def forget_all_counts() -> None:
 
 
 def note_request_start() -> None:
-    """Record the cache's generation for this request; run it before the request's first query."""
+    """Record the cache's generation at the start of a request. Run it before the request's first query."""
     setattr(g, _GENERATION_KEY, _generation)
 
 

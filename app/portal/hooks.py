@@ -14,7 +14,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.core.errors import EstafetteError
-from app.mail.menu_counts import note_request_start
+from app.mail.menu_counts import cached_for_user, note_request_start
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,6 @@ def _menu() -> Markup:
     language, the configuration version, the day and the active basket.
     """
     from app.configuration.operations import ConfigurationMissing, current_configuration
-    from app.mail.menu_counts import cached_for_user
     from app.mail.operations import today_in_paris
     from app.organisation.context import current_user_context
 
