@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy import text as sql_text
 
 from app.extensions import db
 from app.search.backends import embedded
@@ -88,3 +89,40 @@ def test_word_estimate_read_once(app_context):
     assert len(explained) == 1
     assert first.total > 0
     assert [hit.mail_id for hit in second.hits] == [hit.mail_id for hit in first.hits]
+
+
+@pytest.mark.parametrize("text", ["zzzinconnu", "séjour", "PREF75/2026/A/000123"])
+def test_planner_settings_reset_after_search(app_context, text):
+    """A search sends its PostgreSQL settings once, changes them between windows only when needed, and resets them."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("only the embedded backend on PostgreSQL changes planner settings")
+    register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    names = [*embedded.PLANNER_SETTINGS, "enable_hashjoin", "enable_bitmapscan"]
+
+    def shown() -> dict[str, str]:
+        return {name: db.session.execute(sql_text(f"SHOW {name}")).scalar_one() for name in names}
+
+    before = shown()
+    sent: list[str] = []
+
+    def record(_connection, _cursor, statement, _parameters, _context, _executemany):
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        search(user_context("admin"), SearchRequest(text=text), backend=backend)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    settings = [statement for statement in sent if statement.startswith("SET LOCAL")]
+    reads = [statement for statement in sent if statement.lstrip().startswith("SELECT")]
+
+    assert shown() == before
+    assert settings[0].count("SET LOCAL") >= len(embedded.PLANNER_SETTINGS)
+    assert sent.index(settings[0]) < min(sent.index(statement) for statement in reads if "search_document" in statement)
+    assert settings[-1].count("TO DEFAULT") == settings[-1].count("SET LOCAL")
+    # One to set, one to reset, and one between the text and the registration number windows.
+    assert len(settings) <= 3
+    if text == "zzzinconnu":
+        assert len(settings) == 2

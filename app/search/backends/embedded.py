@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from datetime import date
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -85,21 +86,21 @@ RANGED_MATCHES = 4 * EXACT_LIMIT
 FIRST_RANGE_MATCHES = 2
 RANGE_GROWTH = 4
 # PostgreSQL settings for the statements of one search, back to their defaults after it.
-PLANNER_SETTINGS = (
+PLANNER_SETTINGS = {
     # psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any
     # text: that generic plan reads every row newest first even for a word found nowhere.
-    "plan_cache_mode = force_custom_plan",
+    "plan_cache_mode": "force_custom_plan",
     # PostgreSQL 15 prefers a merge join that walks the mail primary key through every mail over
     # reading each of at most EXACT_LIMIT + 1 matches by primary key.
-    "enable_mergejoin = off",
+    "enable_mergejoin": "off",
     # Starting parallel workers took 15 to 30 ms before the first row at 100,000 mails, more
     # than the whole of most searches, which read at most a few thousand rows.
-    "max_parallel_workers_per_gather = 0",
+    "max_parallel_workers_per_gather": "0",
     # The pages a search reads are in memory after the first searches. At the default 4,
     # PostgreSQL hashed all 27,306 matches of "séjour" instead of testing the 3,921 mails
     # with status "new" by primary key, and searches with a filter took up to 1.5 times longer.
-    "random_page_cost = 1.1",
-)
+    "random_page_cost": "1.1",
+}
 
 
 # PostgreSQL's estimates that choose how a search reads the index (the rows matching a word, the
@@ -130,6 +131,34 @@ def _planner_fact(key: str, read: Callable[[], Any]) -> Any:
 def forget_planner_facts() -> None:
     with _planner_facts_lock:
         _planner_facts.clear()
+
+
+class _LocalSettings:
+    """PostgreSQL settings of one search, each sent with ``SET LOCAL`` only when a statement needs it changed.
+
+    Before each statement that reads candidates, apply() sends in one round trip what differs
+    from the settings already set, and reset() sets every one back to its default after the
+    search. A search for a word found nowhere made five round trips when each statement set
+    and reset its own settings, and makes three.
+    """
+
+    def __init__(self) -> None:
+        self._set: dict[str, str] = {}
+
+    def apply(self, settings: dict[str, str]) -> None:
+        """Set exactly ``settings`` for the next statements, sending only the differences."""
+        changes = [f"{name} = {value}" for name, value in settings.items() if self._set.get(name) != value]
+        changes += [f"{name} TO DEFAULT" for name in self._set if name not in settings]
+        _set_locally(changes)
+        self._set = dict(settings)
+
+    def reset(self) -> None:
+        _set_locally(f"{name} TO DEFAULT" for name in self._set)
+        self._set = {}
+
+
+# The settings of the search running in this thread, None on SQLite.
+_search_settings: ContextVar[_LocalSettings | None] = ContextVar("estafette_search_settings", default=None)
 
 
 def _set_locally(settings: Iterable[str]) -> None:
@@ -234,10 +263,14 @@ class EmbeddedBackend:
 
         if db.engine.dialect.name != "postgresql":
             return self._search(user, request, parsed, filters)
-        _set_locally(PLANNER_SETTINGS)
+        settings = _LocalSettings()
+        token = _search_settings.set(settings)
+        try:
+            result = self._search(user, request, parsed, filters)
+        finally:
+            _search_settings.reset(token)
         # On an error the transaction ends, and the settings with it.
-        result = self._search(user, request, parsed, filters)
-        _set_locally(f"{setting.split()[0]} TO DEFAULT" for setting in PLANNER_SETTINGS)
+        settings.reset()
         return result
 
     def _search(self, user: UserContext, request: SearchRequest, parsed: ParsedQuery,
@@ -347,13 +380,13 @@ class EmbeddedBackend:
 
     @staticmethod
     def _rows(statement: Select[Any]) -> list[Any]:
-        methods_off = statement.get_execution_options().get(PLANNER_METHODS_OFF, ())
-        _set_locally(f"{method} = off" for method in methods_off)
+        settings = _search_settings.get()
+        if settings is not None:
+            methods_off = statement.get_execution_options().get(PLANNER_METHODS_OFF, ())
+            settings.apply(PLANNER_SETTINGS | dict.fromkeys(methods_off, "off"))
         # On the session's connection: the rows are plain columns, and the session's ORM
         # layer took about 1.5 ms to turn 1,001 of them into rows.
-        found = db.session.connection().execute(statement).all()
-        _set_locally(f"{method} TO DEFAULT" for method in methods_off)
-        return found
+        return db.session.connection().execute(statement).all()
 
     def _ranged_text_rows(self, ranged: _RangedText, limit: int) -> list[Any]:
         """Return the rows of the index-first statement read in ranges of mail ids, newest first, up to ``limit``.
