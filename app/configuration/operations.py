@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import Permission, PermissionView, Role, ViewMenu
@@ -165,6 +166,35 @@ def _department_path(row: Department, by_code: dict[str, Department]) -> str:
     return "/" + "/".join(str(item) for item in reversed(ids)) + "/"
 
 
+def _own_profile_permissions() -> list[tuple[str, str]]:
+    """Return the (permission, view menu) pairs of a user's own profile: see it, edit the name, change the password.
+
+    The header of every page links to the profile, so every role grants them.
+    The names are those of the views of the configured authentication type.
+    """
+    security = current_app.appbuilder.sm
+    user_view = _view_menu_name(security.user_view)
+    pairs = [("can_userinfo", user_view)]
+    edit_view = getattr(security, "userinfoeditview", None)
+    if edit_view is not None:
+        pairs += [("userinfoedit", user_view), ("can_this_form_get", _view_menu_name(edit_view)),
+                  ("can_this_form_post", _view_menu_name(edit_view))]
+    # Only database authentication has a password to change here.
+    password_view = getattr(security, "resetmypasswordview", None)
+    if password_view is not None:
+        pairs += [("resetmypassword", user_view), ("can_this_form_get", _view_menu_name(password_view)),
+                  ("can_this_form_post", _view_menu_name(password_view))]
+    return pairs
+
+
+def _view_menu_name(view: Any) -> str:
+    """Return the view menu name that Flask-AppBuilder checks for ``view``, a view class or a registered view."""
+    name = getattr(view, "class_permission_name", None)
+    if name:
+        return str(name)
+    return view.__name__ if isinstance(view, type) else type(view).__name__
+
+
 def _permission_view(permission_name: str, view_menu_name: str) -> PermissionView:
     permission = db.session.execute(
         select(Permission).where(Permission.name == permission_name)
@@ -201,6 +231,7 @@ def _sync_roles(configuration: Configuration) -> None:
         wanted += [_permission_view(ROLE_PERMISSIONS[name], MAIL_VIEW_MENU) for name in spec.permissions]
         type_ids = configuration.mail_types if "*" in spec.register_mail_types else spec.register_mail_types
         wanted += [_permission_view("can_register", mail_type_view_menu(type_id)) for type_id in type_ids]
+        wanted += [_permission_view(permission, view_menu) for permission, view_menu in _own_profile_permissions()]
         if "administer" in spec.permissions:
             wanted += list(db.session.execute(select(PermissionView)).scalars())
 

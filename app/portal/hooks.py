@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, jsonify, render_template, request, session
 from flask_babel import format_date, format_datetime, get_locale
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from app.core.errors import EstafetteError
 from app.mail.menu_counts import cached_for_user, note_request_start
@@ -60,6 +60,21 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(404)
     def _on_not_found(error: HTTPException) -> Any:
         return _error_response(404, _("This page does not exist."))
+
+    @app.errorhandler(403)
+    def _on_forbidden(error: HTTPException) -> Any:
+        # Flask-AppBuilder's own views abort with 403 when a role lacks their permission.
+        log.info("%s %s forbidden", request.method, request.path)
+        return _error_response(403, _("You do not have permission to open this page."))
+
+    @app.errorhandler(405)
+    def _on_method_not_allowed(error: MethodNotAllowed) -> Any:
+        # For example an action URL, which only its form posts to, typed in the address bar.
+        log.info("%s %s: method not allowed", request.method, request.path)
+        body, status = _error_response(
+            405, _("This page cannot be opened from its address: go back and use the button that leads to it.")
+        )
+        return body, status, {"Allow": ", ".join(error.valid_methods or [])}
 
     @app.errorhandler(Exception)
     def _on_unexpected(error: Exception) -> Any:

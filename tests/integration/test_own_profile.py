@@ -1,0 +1,65 @@
+"""Every user's own profile page, and the pages Flask-AppBuilder rejects, in the portal's layout and language."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from app.demo.users import DEMO_PASSWORD, DEMO_USERS
+from tests.conftest import csrf_token, login
+
+USERNAMES = [user.username for user in DEMO_USERS]
+
+
+@pytest.mark.parametrize("username", USERNAMES)
+def test_profile_opens_for_every_user(client_as, username):
+    client = client_as(username)
+
+    profile = client.get("/users/userinfo/")
+    password_form = client.get("/resetmypassword/form")
+    name_form = client.get("/userinfoeditview/form")
+
+    assert profile.status_code == 200
+    assert username in profile.get_data(as_text=True)
+    assert password_form.status_code == 200
+    assert name_form.status_code == 200
+
+
+def test_agent_changes_own_password(app, client_as):
+    client = client_as("sejour")
+    form = client.get("/resetmypassword/form").get_data(as_text=True)
+    new_password = "Séjour-2026-nouveau!"
+
+    try:
+        changed = client.post("/resetmypassword/form", data={
+            "password": new_password, "conf_password": new_password, "csrf_token": csrf_token(form),
+        })
+        fresh = app.test_client()
+        login(fresh, "sejour", password=new_password)
+    finally:
+        with app.app_context():
+            security = app.appbuilder.sm
+            security.reset_password(security.find_user(username="sejour").id, DEMO_PASSWORD)
+
+    assert changed.status_code == 302
+
+
+def test_forbidden_page_translated(client_as):
+    response = client_as("sejour").get("/users/list/")
+    page = html.unescape(response.get_data(as_text=True))
+
+    assert response.status_code == 403
+    assert "Vous n'avez pas le droit d'ouvrir cette page." in page
+    assert "Forbidden" not in page
+    assert 'id="header-search"' in page
+
+
+def test_wrong_method_page_translated(client_as):
+    response = client_as("sejour").get("/mail/1/action/qualify")
+    page = html.unescape(response.get_data(as_text=True))
+
+    assert response.status_code == 405
+    assert "Cette page ne s'ouvre pas par son adresse" in page
+    assert "Method Not Allowed" not in page
+    assert "POST" in response.headers["Allow"]
