@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.absences.operations import delegator_context
 from app.actions.views import action_panel_context
+from app.attachments.filenames import safe_display_name
 from app.attachments.operations import Upload
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
@@ -33,7 +34,7 @@ from app.mail.forms import (
     custom_field_names,
 )
 from app.mail.models import Mail
-from app.mail.operations import Registration, register_mail
+from app.mail.operations import Registration, check_registration, register_mail, today_in_paris
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -165,7 +166,7 @@ def _correspondent_input(form: RegistrationFormBase) -> CorrespondentInput:
     )
 
 
-def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: str) -> Registration:
+def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_id: str, locale: str) -> Registration:
     errors: dict[str, list[str]] = {}
     arrival = _parse_optional_date(form, "arrival_date", errors)
     letter = _parse_optional_date(form, "letter_date", errors)
@@ -194,6 +195,12 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
         locale=locale,
     )
     if errors:
+        # A date could not be read: check the rest as well, so that the page shows every error at once.
+        try:
+            check_registration(user, registration, current_configuration(), today_in_paris())
+        except ValidationFailed as others:
+            for key, messages in others.field_errors.items():
+                errors.setdefault(key, messages)
         raise ValidationFailed(errors)
     return registration
 
@@ -251,7 +258,7 @@ class MailView(BaseView):
         candidates: list[Any] = []
         if request.method == "POST" and form.validate_on_submit():
             try:
-                mail = register_mail(user, _registration_from_form(form, type_id, locale))
+                mail = register_mail(user, _registration_from_form(user, form, type_id, locale))
             except DuplicateCorrespondent as duplicate:
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
@@ -264,9 +271,13 @@ class MailView(BaseView):
         elif request.method == "POST":
             flash(_("Some values are invalid: correct the fields marked in red."), "danger")
 
+        # The form comes back without the files the agent had chosen: the page names them.
+        dropped_files = [
+            safe_display_name(file.filename) for file in request.files.getlist(form.attachments.name) if file and file.filename
+        ]
         return self.render_template(
             "mail/register.html", form=form, spec=spec, locale=locale,
-            custom_fields=custom_field_names(spec), candidates=candidates,
+            custom_fields=custom_field_names(spec), candidates=candidates, dropped_files=dropped_files,
         )
 
     @expose("/<int:mail_id>")
