@@ -89,17 +89,20 @@ def _check_range(spec: FieldSpec, number: Decimal) -> None:
 
 
 def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
+    # The example follows the rule parse_decimal() applies in this locale, the only one accepted here.
+    example = "12 345,50" if locale.lower().startswith("fr") else "12,345.50"
     if isinstance(value, (int, Decimal)):
         number = Decimal(value)
     else:
         try:
             number = parse_decimal(str(value), locale)
         except ParseError:
-            raise FieldInvalid(
-                _("Invalid amount: write it as 12 345,50 (French) or 12,345.50 (English).")
-            ) from None
+            raise FieldInvalid(_("Invalid amount: write it as %(example)s.", example=example)) from None
     if not number.is_finite():
         raise FieldInvalid(_("Invalid amount."))
+    # Amounts are stored in cents: rounding 1 234,567 would store a value other than the one typed.
+    if number.normalize().as_tuple().exponent < -2:
+        raise FieldInvalid(_("An amount has at most two decimals: write it as %(example)s.", example=example))
     _check_range(spec, number)
     return str(number.quantize(Decimal("0.01")))
 
