@@ -17,6 +17,9 @@ from app.core.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("estafette.security")
+# How far from its end a whole PDF has its "%%EOF" marker, which ends its last line. The margin
+# allows for blank bytes written after it.
+PDF_TAIL_BYTES = 1024
 
 
 @dataclass
@@ -69,10 +72,42 @@ def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
         raise ValidationFailed(
             {"attachments": [str(_l("The file %(name)s is larger than the limit of %(limit)s MB.", name=display_name, limit=limit // (1024 * 1024)))]}
         ) from None
+    if blob.size == 0:
+        log.info("upload %r rejected: empty file", display_name)
+        raise ValidationFailed(
+            {"attachments": [str(_l("The file %(name)s is empty: choose it again, or scan the letter again.", name=display_name))]}
+        )
     content_type = sniff_content_type(blob.path, display_name)
     if content_type is None:
         log.info("upload %r rejected: unsupported content", display_name)
         raise ValidationFailed(
             {"attachments": [str(_l("The file %(name)s is not an accepted type: send PDF, PNG, JPEG, TIFF, .eml, .docx or .odt.", name=display_name))]}
         )
+    if content_type == "application/pdf" and not readable_pdf(blob.path):
+        log.info("upload %r rejected: unreadable PDF", display_name)
+        raise ValidationFailed(
+            {"attachments": [str(_l("The file %(name)s is not a readable PDF: it is incomplete or damaged. Scan or export it again.", name=display_name))]}
+        )
     return StoredUpload(blob, display_name, content_type, upload.kind)
+
+
+def readable_pdf(path: Path) -> bool:
+    """Return whether the PDF at ``path`` looks whole: pypdf finds a page in it, or it ends with ``%%EOF``.
+
+    A file cut short, such as an interrupted transfer or a scan saved halfway,
+    lacks both. pypdf repairs some faults, but not a damaged cross-reference
+    keyword, which PDF viewers rebuild: a file that ends as a PDF ends is
+    accepted so that such a scan can still be registered. An encrypted PDF is
+    accepted too, because its pages cannot be counted without its password.
+    """
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted or len(reader.pages) > 0:
+            return True
+    except Exception as error:  # noqa: BLE001 - pypdf raises many types on damaged files, and each means unreadable.
+        log.info("PDF %s not read by pypdf: %s: %s", path.name, type(error).__name__, error)
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - PDF_TAIL_BYTES))
+        return b"%%EOF" in file.read()

@@ -104,7 +104,8 @@ def test_future_arrival_rejected(app_context):
 
 @pytest.mark.parametrize(
     ("typed", "stored"),
-    [("12 345,50", "12345.50"), ("12\u00a0345,50", "12345.50"), ("12\u202f345,50", "12345.50"), ("150", "150.00")],
+    [("12 345,50", "12345.50"), ("12\u00a0345,50", "12345.50"), ("12\u202f345,50", "12345.50"), ("150", "150.00"),
+     ("1 234,500", "1234.50")],
 )
 def test_french_amounts_accepted(app_context, typed, stored):
     registration = Registration(
@@ -125,6 +126,32 @@ def test_ambiguous_amounts_rejected(app_context, typed):
     with pytest.raises(ValidationFailed) as failure:
         register_mail(user_context("courrier"), registration)
     assert "field_amount_requested" in failure.value.field_errors
+
+
+def test_amount_message_names_french_format(app_context):
+    registration = Registration(
+        mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": "12,345.50"},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Association Saint-Éloi"),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), registration)
+    message = " ".join(failure.value.field_errors["field_amount_requested"])
+
+    assert "12 345,50" in message
+    assert "12,345.50" not in message
+
+
+@pytest.mark.parametrize("typed", ["1 234,567", "0,001"])
+def test_amount_with_three_decimals_rejected(app_context, typed):
+    registration = Registration(
+        mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Association Saint-Éloi"),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), registration)
+    message = " ".join(failure.value.field_errors["field_amount_requested"])
+
+    assert "deux décimales" in message
 
 
 def test_failed_registration_returns_number(app_context):
@@ -371,6 +398,29 @@ def test_invalid_typed_date_rejected(client_as):
     assert 'value="31/02/2026"' in html
 
 
+def test_invalid_date_shows_other_errors(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, arrival_date="31/02/2026", subject="", field_foreign_national_number="")
+    html = client.post("/mail/register/residence_permit_request", data=data).get_data(as_text=True)
+
+    assert 'data-error-for="arrival_date"' in html
+    assert 'data-error-for="subject"' in html
+    assert 'data-error-for="field_foreign_national_number"' in html
+
+
+def test_failed_submit_names_files_to_choose_again(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, arrival_date="31/02/2026", attachments=[(io.BytesIO(_pdf()), "Lettre de Mme Lefèvre.pdf")])
+    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
+    page_without_files = client.post("/mail/register/residence_permit_request", data=_form_data(page, arrival_date="31/02/2026")).get_data(as_text=True)
+
+    assert 'id="files-to-choose-again"' in html
+    assert "Lettre de Mme Lefèvre.pdf" in html
+    assert 'id="files-to-choose-again"' not in page_without_files
+
+
 def test_script_in_subject_shown_as_text(client_as, app):
     with app.app_context():
         register_mail(user_context("courrier"), _residence_request(
@@ -406,6 +456,25 @@ def test_download_keeps_accented_name(client_as, app):
     preview = client.get(f"/attachments/{attachment_ids[0]}/preview")
     assert preview.headers["Content-Disposition"].startswith("inline;")
     assert preview.mimetype == "application/pdf"
+
+
+@pytest.mark.parametrize(("cut", "expected"), [(200, "incomplet"), (-10, "incomplet"), (0, "vide")])
+def test_cut_short_pdf_rejected(app_context, cut, expected):
+    content = _pdf()[:cut]
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(content), "lettre.pdf")]))
+    message = " ".join(failure.value.field_errors["attachments"])
+
+    assert expected in message
+    assert "lettre.pdf" in message
+    assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 0
+
+
+def test_pdf_with_damaged_index_accepted(app_context):
+    content = _pdf().replace(b"startxref", b"startxrex")
+    mail = register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(content), "scan.pdf")]))
+
+    assert mail.attachments[0].content_type == "application/pdf"
 
 
 def test_corrupted_file_not_served(client_as, app):
