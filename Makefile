@@ -41,7 +41,7 @@ demo-data: venv
 	fi
 
 serve: venv
-	@echo "Estafette serves the demo prefecture on http://127.0.0.1:5000 (Ctrl+C to stop)."
+	@echo "Estafette serves the demo prefecture on http://$${ESTAFETTE_BIND:-127.0.0.1:5000} (Ctrl+C to stop)."
 	$(BIN)/gunicorn -c gunicorn.conf.py run:app
 
 system-packages:

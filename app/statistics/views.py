@@ -78,9 +78,10 @@ def _list_url_builder(filters: StatisticsFilter) -> Any:
 
 
 def _download(content: bytes, name: str, fmt: str) -> Response:
-    mimetype = ("text/csv; charset=utf-8" if fmt == "csv"
-                else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response = Response(content, mimetype=mimetype)
+    # The full Content-Type: given as mimetype, Werkzeug appended "; charset=utf-8" once more.
+    content_type = ("text/csv; charset=utf-8" if fmt == "csv"
+                    else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response = Response(content, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
 

@@ -525,6 +525,7 @@ def test_csv_for_french_excel(app, dataset, client_as):
     client = client_as("admin")
     response = client.get("/statistics/export/trend.csv")
     data = response.get_data()
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert data.startswith("\ufeff".encode())
     lines = data.decode("utf-8-sig").splitlines()
     assert lines[0].count(";") == 3
