@@ -1,4 +1,4 @@
-"""Every user's own profile page, and the pages Flask-AppBuilder rejects, in the portal's layout and language."""
+"""Flask-AppBuilder's pages in the portal's layout and language: each user's profile, rejected requests, the confirmation dialog."""
 
 from __future__ import annotations
 
@@ -63,3 +63,11 @@ def test_wrong_method_page_translated(client_as):
     assert "Cette page ne s'ouvre pas par son adresse" in page
     assert "Method Not Allowed" not in page
     assert "POST" in response.headers["Allow"]
+
+
+def test_confirm_dialog_translated(client_as):
+    page = client_as("sejour").get("/").get_data(as_text=True)
+
+    assert 'id="modal-confirm"' in page
+    assert ">Annuler<" in page
+    assert ">Cancel<" not in page
