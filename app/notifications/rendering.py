@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app.documents.fields import long_date
 from app.notifications.models import LANGUAGES
 
 EMAIL_TEMPLATE_DIR = Path(__file__).parent / "templates" / "notifications" / "email"
@@ -50,7 +50,8 @@ def _long_date(value: date | str | None, language: str) -> str:
         return ""
     if isinstance(value, str):
         value = date.fromisoformat(value)
-    return format_date(value, "long", locale=language)
+    # As in generated documents: Babel's "en" writes the American "January 19, 2027".
+    return long_date(value, language)
 
 
 @functools.cache

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, render_template, request, session
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_datetime, get_locale
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from app.core.errors import EstafetteError
+from app.documents.fields import long_date
 from app.mail.menu_counts import cached_for_user, note_request_start
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ def _legal_date(value: date | None, style: str = "short") -> str:
     if value is None:
         return ""
     if style == "long":
-        return format_date(value, "long")
+        # As in generated documents: "1er mai 2026", and "19 January 2027" where Babel's "en" is American.
+        locale = get_locale()
+        return long_date(value, locale.language if locale else "fr")
     return value.strftime("%d/%m/%Y")
 
 

@@ -684,7 +684,7 @@ def _signature_block(actor: UserContext, member: CircuitMember, on_behalf_of_id:
                      language: str, moment: datetime) -> SignatureBlock:
     from zoneinfo import ZoneInfo
 
-    from babel.dates import format_date
+    from app.documents.fields import long_date
 
     profile = db.session.get(SignatureProfile, actor.user_id)
     image = None
@@ -702,7 +702,7 @@ def _signature_block(actor: UserContext, member: CircuitMember, on_behalf_of_id:
             absent = db.session.get(User, on_behalf_of_id)
             absent_name = f"{absent.first_name} {absent.last_name}".strip() if absent else str(on_behalf_of_id)
             title = _("for %(name)s", name=absent_name) + (f", {title}" if title else "")
-        date_text = _("on %(date)s", date=format_date(day, "long", locale=language))
+        date_text = _("on %(date)s", date=long_date(day, language))
     return SignatureBlock(heading, actor.display_name, title, date_text, image)
 
 

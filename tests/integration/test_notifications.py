@@ -81,7 +81,8 @@ def test_email_in_recipient_language(app_context):
     assert message.language == "en"
     assert message.subject == f"[Estafette] {mail.chrono} — mail assigned to you"
     assert "Camille Durand assigned mail" in message.body_text
-    assert "December 21, 2026" in message.body_text
+    assert "21 December 2026" in message.body_text
+    assert "December 21" not in message.body_text
 
 
 def test_notify_skips_actor_and_duplicates(app_context):

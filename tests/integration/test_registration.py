@@ -544,3 +544,16 @@ def test_register_list_pages_keep_filters(app, client_as):
     assert 'rel="prev"' in second
     assert 'rel="next"' not in second
     assert f'id="register-total">{size + 1}<' in first
+
+
+def test_english_due_date_day_first(client_as, app):
+    with app.app_context():
+        mail = register_mail(user_context("courrier"), _residence_request())
+        mail_id, due = mail.id, mail.due_date
+    client = client_as("sejour")
+    client.get("/lang/en")
+    page = client.get(f"/mail/{mail_id}").get_data(as_text=True)
+    month = due.strftime("%B")
+
+    assert f"{due.day} {month} {due.year}" in page
+    assert f"{month} {due.day}, {due.year}" not in page
