@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -205,18 +205,20 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     """
     configuration = current_configuration()
     today = today_in_paris(now)
+    # The moment of registration, in the past for demo mail registered at its arrival date.
+    moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
     if registration.uploads:
         # The checks run before the files are written, so an invalid registration stores no file.
         plan, checked = _route_and_check(actor, registration, configuration, today)
         stored = [store_upload(upload, actor.display_name) for upload in plan.registration.uploads]
         mail, chrono = run_in_write_transaction(
-            lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, plan)),
+            lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, moment, plan)),
             description,
         )
     else:
         mail, chrono = run_in_write_transaction(
-            lambda: _with_chrono(_route_check_insert(actor, registration, configuration, today)), description
+            lambda: _with_chrono(_route_check_insert(actor, registration, configuration, today, moment)), description
         )
     log.info("mail %s registered by %s", chrono, actor.display_name)
     return mail
@@ -236,10 +238,10 @@ def _route_and_check(
 
 
 def _route_check_insert(
-    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date, moment: datetime
 ) -> Mail:
     plan, checked = _route_and_check(actor, registration, configuration, today)
-    return _insert_mail(actor, plan.registration, checked, [], configuration, today, plan)
+    return _insert_mail(actor, plan.registration, checked, [], configuration, today, moment, plan)
 
 
 def _insert_mail(
@@ -249,6 +251,7 @@ def _insert_mail(
     stored: list[StoredUpload],
     configuration: Configuration,
     today: date,
+    moment: datetime,
     plan: RoutingPlan | None = None,
 ) -> Mail:
     spec = checked.spec
@@ -286,7 +289,7 @@ def _insert_mail(
         "acknowledgement_pending": False,
         "row_version": 1,
     }
-    values["created_at"] = values["updated_at"] = utcnow()
+    values["created_at"] = values["updated_at"] = moment
     if link is not None:
         # The sender waits for an AR if the type needs one (app/documents/acknowledgement_state.py).
         values["acknowledgement_pending"] = link["role"] == "sender" and spec.acknowledgement != "none"
@@ -309,7 +312,7 @@ def _insert_mail(
             db.session.add(attachment)
 
         routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
-        schedule_reminders(mail, spec, configuration, utcnow(), new_mail=True, batch=batch)
+        schedule_reminders(mail, spec, configuration, moment, new_mail=True, batch=batch)
         if reserved_id is not None:
             # The number is taken as late as it can be: its counter row stays locked until the
             # commit, and concurrent registrations of the same category and year wait for it.
@@ -322,7 +325,7 @@ def _insert_mail(
         # session's unit of work costs more than the statements themselves.
         batch.add(HistoryEntry.__table__, [{
             "mail_id": mail.id,
-            "at": utcnow(),
+            "at": moment,
             "actor_id": actor.user_id,
             "event": "registered",
             "schema_version": configuration.version,
