@@ -16,6 +16,7 @@ from app.configuration.operations import current_configuration
 from app.correspondents.operations import CorrespondentInput
 from app.demo.generator import iter_mails
 from app.demo.letters import render_letter_pdf
+from app.demo.processing import process_demo_mail
 from app.demo.users import DEMO_PASSWORD, DEMO_USERS
 from app.extensions import db
 from app.mail.operations import PARIS, Registration, register_mail
@@ -132,7 +133,9 @@ def load_demo_mail(count: int, seed: int, with_letters: bool, today: date | None
     actors = _Actors(create_demo_users())
     known: dict[int, int] = {}
     registered = 0
-    mails = iter_mails(seed, count, today or datetime.now(PARIS).date(), weights)
+    today = today or datetime.now(PARIS).date()
+    mail_ids: list[int] = []
+    mails = iter_mails(seed, count, today, weights)
     with click.progressbar(mails, length=count, label="Registering demo mail") as progress:
         for generated in progress:
             actor, department = actors.pick(generated["category"])
@@ -159,10 +162,18 @@ def load_demo_mail(count: int, seed: int, with_letters: bool, today: date | None
             )
             noon = datetime.combine(generated["arrival_date"], time(12, 0), tzinfo=PARIS)
             mail = register_mail(actor, registration, now=noon)
+            mail_ids.append(mail.id)
             if correspondent is not None and id(correspondent) not in known:
                 link = mail.correspondents[0]
                 known[id(correspondent)] = link.correspondent_id
             registered += 1
+    # Agents with the narrowest departments first, so that each mail goes to the agent of its office.
+    processors = sorted(
+        (context for context in actors.contexts.values() if context.can("process") and not context.can("read_all")),
+        key=lambda context: len(context.scope_department_ids),
+    )
+    closed = process_demo_mail(processors, actors.contexts["admin"], mail_ids, today, seed)
+    click.echo(f"{closed} of them processed and closed, as agents would have on the days since their arrival.")
     return registered
 
 

@@ -12,7 +12,7 @@ from app.correspondents.operations import CorrespondentInput
 from app.demo.cli import load_demo_mail
 from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
-from app.mail.operations import Registration, register_mail
+from app.mail.operations import PARIS, Registration, register_mail
 from tests.conftest import user_context
 
 
@@ -22,6 +22,27 @@ def test_demo_load_registers_every_mail(app_context):
     assert registered == 60
     assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 60
     assert db.session.execute(select(func.count()).select_from(Attachment)).scalar_one() > 0
+
+
+def test_demo_mail_processed_in_the_past(app_context):
+    today = date(2026, 12, 4)
+    load_demo_mail(count=120, seed=11, with_letters=False, today=today)
+    mails = db.session.execute(select(Mail)).scalars().all()
+    closed = [mail for mail in mails if mail.closed_at is not None]
+    old = [mail for mail in mails if (today - mail.arrival_date).days >= 45]
+    young = [mail for mail in mails if (today - mail.arrival_date).days < 15]
+    closing_days = db.session.execute(
+        select(HistoryEntry.at).where(HistoryEntry.event == "close")
+    ).scalars().all()
+
+    assert all(mail.created_at.astimezone(PARIS).date() == mail.arrival_date for mail in mails)
+    assert len(closed) >= len(mails) // 2
+    assert sum(mail.closed_at is not None for mail in old) >= 0.7 * len(old)
+    assert young
+    assert sum(mail.closed_at is not None for mail in young) / len(young) < 0.7
+    assert all(mail.arrival_date <= mail.closed_at.astimezone(PARIS).date() <= today for mail in closed)
+    assert len(closing_days) == len(closed)
+    assert all(moment.astimezone(PARIS).date() <= today for moment in closing_days)
 
 
 def test_typed_values_stored_as_json(app_context):
