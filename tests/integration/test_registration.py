@@ -557,3 +557,22 @@ def test_english_due_date_day_first(client_as, app):
 
     assert f"{due.day} {month} {due.year}" in page
     assert f"{month} {due.day}, {due.year}" not in page
+
+
+def test_duplicate_candidates_told_apart(client_as, app):
+    with app.app_context():
+        for city in ("Paris", "Saint-Denis"):
+            db.session.add(Correspondent(kind="organisation", organisation="Association Les Amis de l'Église Saint-Éloi",
+                                         city=city, postcode="75011" if city == "Paris" else "93200",
+                                         name_key="association les amis de l eglise saint eloi"))
+        db.session.commit()
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, correspondent_kind="organisation", correspondent_first_name="", correspondent_last_name="",
+                      correspondent_organisation="Association les amis de l'eglise Saint-Eloi")
+    html = client.post("/mail/register/residence_permit_request", data=data).get_data(as_text=True)
+    candidates = html[html.index('id="duplicate-candidates"'):]
+
+    assert "75011 Paris" in candidates
+    assert "93200 Saint-Denis" in candidates
+    assert "entrée ajoutée le" in candidates
