@@ -150,6 +150,24 @@ def _template_context() -> dict[str, Any]:
     }
 
 
+def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
+    """Return the labels of a routing rule and of its rule set in the user's language, their ids if unknown.
+
+    A history entry names the rules that routed its mail; the rules may have
+    been renamed or removed since, so an id stays the fallback.
+    """
+    from app.configuration.operations import current_configuration
+
+    locale = get_locale()
+    language = locale.language if locale else "fr"
+    rule_set = current_configuration().routing.get(rule_set_id)
+    if rule_set is None:
+        return rule_id, rule_set_id
+    rule = next((item for item in rule_set.rules if item.id == rule_id), None)
+    rule_label = rule.labels.get(language) if rule is not None and rule.labels else None
+    return rule_label or rule_id, rule_set.labels.get(language) or rule_set_id
+
+
 # The header's search box shows the query typed on this page, so its menu is never kept.
 UNCACHED_MENU_ENDPOINTS = frozenset({"SearchView.index"})
 
@@ -204,3 +222,4 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["file_size"] = _file_size
     app.jinja_env.filters["basket_count"] = _basket_count
     app.jinja_env.globals["estafette_menu"] = _menu
+    app.jinja_env.globals["routing_rule_names"] = _routing_rule_names

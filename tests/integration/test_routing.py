@@ -183,6 +183,7 @@ def test_routed_mail_history_shows_rule(client_as, app):
         mail_id = register_mail(user_context("courrier"), _registration(sample)).id
     html = client_as("naturalisation").get(f"/mail/{mail_id}").get_data(as_text=True)
     assert 'data-rule="naturalisation"' in html
+    assert "Règle Demande de naturalisation (Service traitant)" in html
 
 
 # --- Load-time checks -------------------------------------------------------------
