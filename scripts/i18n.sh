@@ -103,6 +103,7 @@ update() {
 
 compile() {
     "$PYBABEL" compile -d "$TRANSLATIONS" --statistics
+    echo "(the English catalog translates few messages because the msgids are the English texts)"
 }
 
 check() {
