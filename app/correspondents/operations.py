@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, or_, select
@@ -111,16 +112,19 @@ def validate_input(data: CorrespondentInput) -> dict[str, list[str]]:
     return errors
 
 
-def resolve_correspondent_id(data: CorrespondentInput, actor_id: int | None) -> int:
+def resolve_correspondent_id(data: CorrespondentInput, actor_id: int | None, created_at: datetime | None = None) -> int:
     """Return the id of the picked entry, or insert the typed one with an SQL statement and return its id.
 
     A typed entry is checked for invalid values and for probable duplicates
     first. The new row is inserted with an SQL statement, without the
-    session's unit of work. Must run inside the caller's write transaction.
+    session's unit of work, dated ``created_at`` (now by default). Must run
+    inside the caller's write transaction.
     """
     if data.id is not None:
         return _picked(data.id).id
     values = _new_correspondent_values(data, actor_id)
+    if created_at is not None:
+        values["created_at"] = created_at
     return int(db.session.execute(_INSERT_CORRESPONDENT, values).inserted_primary_key[0])
 
 

@@ -37,6 +37,20 @@ def _at(day: date, hour: int) -> datetime:
     return datetime.combine(day, time(hour, 0), tzinfo=PARIS)
 
 
+def _weekday(day: date, earliest: date, latest: date) -> date:
+    """Return the first Monday to Friday from ``day`` up to ``latest``, else the last one back to ``earliest``.
+
+    Returns ``day`` itself when no weekday lies between ``earliest`` and ``latest``.
+    """
+    for candidate in (day + timedelta(days=step) for step in range((latest - day).days + 1)):
+        if candidate.weekday() < 5:
+            return candidate
+    for candidate in (day - timedelta(days=step) for step in range((day - earliest).days + 1)):
+        if candidate.weekday() < 5:
+            return candidate
+    return day
+
+
 def _closing_day(rng: random.Random, start: date, due: date | None, today: date) -> date:
     """Return a day between ``start`` and ``today``: on or before ``due`` for most mail, after it for the rest."""
     if due is not None and due < start:
@@ -79,12 +93,14 @@ def process_demo_mail(processors: list[UserContext], administrator: UserContext,
             (processor for processor in processors if row.handling_department_id in processor.scope_department_ids),
             administrator,
         )
-        qualified_on = row.arrival_date + timedelta(days=rng.randint(0, min(3, age)))
-        perform_action(actor, row.id, "qualify", ActionInput(), now=_at(qualified_on, 10))
-        closed_on = _closing_day(rng, qualified_on, row.due_date, today)
+        # Agents work Monday to Friday, and the demo registers each mail at noon on its arrival date.
+        qualified_on = _weekday(row.arrival_date + timedelta(days=rng.randint(0, min(3, age))), row.arrival_date, today)
+        qualified_at = _at(qualified_on, 14 if qualified_on == row.arrival_date else 10)
+        perform_action(actor, row.id, "qualify", ActionInput(), now=qualified_at)
+        closed_on = _weekday(_closing_day(rng, qualified_on, row.due_date, today), qualified_on, today)
         action = configuration.actions["close"]
         required = next((item.fields for item in action.required_fields if item.mail_type == row.mail_type), [])
         values = {name: CLOSING_VALUES[name] for name in required if not row.fields.get(name) and name in CLOSING_VALUES}
-        perform_action(actor, row.id, "close", ActionInput(fields=values), now=_at(closed_on, 16))
+        perform_action(actor, row.id, "close", ActionInput(fields=values), now=_at(closed_on, 17))
         closed += 1
     return closed

@@ -258,7 +258,8 @@ def _insert_mail(
     link = None
     if registration.correspondent is not None and not registration.correspondent.is_empty():
         role = "recipient" if spec.category == "outgoing" else "sender"
-        link = {"correspondent_id": resolve_correspondent_id(registration.correspondent, actor.user_id), "role": role}
+        link = {"correspondent_id": resolve_correspondent_id(registration.correspondent, actor.user_id, moment),
+                "role": role}
     # Read now for the assignee's notification, before the number's counter row is locked.
     notification_cache = NotificationCache(configuration)
     if registration.assignee_id is not None and registration.assignee_id != actor.user_id:

@@ -34,6 +34,9 @@ def test_demo_mail_processed_in_the_past(app_context):
     closing_days = db.session.execute(
         select(HistoryEntry.at).where(HistoryEntry.event == "close")
     ).scalars().all()
+    actions = db.session.execute(
+        select(HistoryEntry).where(HistoryEntry.event.in_(["qualify", "close"]))
+    ).scalars().all()
 
     assert all(mail.created_at.astimezone(PARIS).date() == mail.arrival_date for mail in mails)
     assert len(closed) >= len(mails) // 2
@@ -43,6 +46,9 @@ def test_demo_mail_processed_in_the_past(app_context):
     assert all(mail.arrival_date <= mail.closed_at.astimezone(PARIS).date() <= today for mail in closed)
     assert len(closing_days) == len(closed)
     assert all(moment.astimezone(PARIS).date() <= today for moment in closing_days)
+    assert all(moment.astimezone(PARIS).weekday() < 5 for moment in closing_days)
+    assert all(entry.at >= entry.mail.created_at for entry in actions)
+    assert all(link.correspondent.created_at <= mail.created_at for mail in mails for link in mail.correspondents)
 
 
 def test_typed_values_stored_as_json(app_context):
