@@ -91,6 +91,22 @@ def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
     return StoredUpload(blob, display_name, content_type, upload.kind)
 
 
+def upload_errors(uploads: list[Upload], actor_name: str) -> list[str]:
+    """Check each of ``uploads`` as store_upload() does and return the messages of the rejected ones.
+
+    For a registration invalid for other reasons, so that the agent sees every
+    error at once. A file accepted here is stored but no mail references it,
+    so the storage sweep removes it.
+    """
+    messages: list[str] = []
+    for upload in uploads:
+        try:
+            store_upload(upload, actor_name)
+        except ValidationFailed as failure:
+            messages.extend(failure.field_errors.get("attachments", []))
+    return messages
+
+
 def readable_pdf(path: Path) -> bool:
     """Return whether the PDF at ``path`` looks whole: pypdf finds a page in it, or it ends with ``%%EOF``.
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.attachments.operations import StoredUpload, Upload, store_upload
+from app.attachments.operations import StoredUpload, Upload, store_upload, upload_errors
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.configuration.specs import MailTypeSpec
@@ -209,8 +209,12 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
     if registration.uploads:
-        # The checks run before the files are written, so an invalid registration stores no file.
-        plan, checked = _route_and_check(actor, registration, configuration, today)
+        # The checks run before the files are written, so an invalid registration stores no file
+        # unless its files must be checked as well to report their errors with the others.
+        try:
+            plan, checked = _route_and_check(actor, registration, configuration, today)
+        except ValidationFailed as failure:
+            raise with_upload_errors(failure, registration.uploads, actor.display_name) from None
         stored = [store_upload(upload, actor.display_name) for upload in plan.registration.uploads]
         mail, chrono = run_in_write_transaction(
             lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, moment, plan)),
@@ -222,6 +226,16 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
         )
     log.info("mail %s registered by %s", chrono, actor.display_name)
     return mail
+
+
+def with_upload_errors(failure: ValidationFailed, uploads: list[Upload], actor_name: str) -> ValidationFailed:
+    """Return ``failure`` with the errors of the rejected ``uploads`` added under "attachments"."""
+    messages = upload_errors(uploads, actor_name)
+    if not messages:
+        return failure
+    errors = {key: list(values) for key, values in failure.field_errors.items()}
+    errors.setdefault("attachments", []).extend(messages)
+    return ValidationFailed(errors, failure.message)
 
 
 def _with_chrono(mail: Mail) -> tuple[Mail, str]:

@@ -34,7 +34,13 @@ from app.mail.forms import (
     custom_field_names,
 )
 from app.mail.models import Mail
-from app.mail.operations import Registration, check_registration, register_mail, today_in_paris
+from app.mail.operations import (
+    Registration,
+    check_registration,
+    register_mail,
+    today_in_paris,
+    with_upload_errors,
+)
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -201,7 +207,7 @@ def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_
         except ValidationFailed as others:
             for key, messages in others.field_errors.items():
                 errors.setdefault(key, messages)
-        raise ValidationFailed(errors)
+        raise with_upload_errors(ValidationFailed(errors), registration.uploads, user.display_name)
     return registration
 
 

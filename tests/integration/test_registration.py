@@ -461,6 +461,25 @@ def test_cut_short_pdf_rejected(app_context, cut, expected):
     assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 0
 
 
+def test_bad_file_reported_with_other_errors(app_context):
+    registration = _residence_request(subject="", uploads=[Upload(io.BytesIO(b""), "vide.pdf")])
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), registration)
+
+    assert "subject" in failure.value.field_errors
+    assert "vide" in " ".join(failure.value.field_errors["attachments"])
+
+
+def test_form_reports_bad_file_with_invalid_date(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, arrival_date="31/02/2026", attachments=[(io.BytesIO(_pdf()[:200]), "tronque.pdf")])
+    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
+
+    assert 'data-error-for="arrival_date"' in html
+    assert "tronque.pdf n&#39;est pas un PDF lisible" in html
+
+
 def test_pdf_with_damaged_index_accepted(app_context):
     content = _pdf().replace(b"startxref", b"startxrex")
     mail = register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(content), "scan.pdf")]))
