@@ -125,9 +125,9 @@ def parse_date(text: str) -> date:
 
     The day-first form accepts one- or two-digit day and month and ``/``,
     ``.`` or ``-`` as separator (the same one twice). It is always read day
-    first, never month first. The year must have four digits. Anything else,
-    including an impossible date such as 31/02/2026, raises
-    ``ParseError(code="invalid_date")``.
+    first, never month first. The year must have four digits. Anything else
+    raises ``ParseError(code="invalid_date")``, and a date written that way that
+    does not exist, such as 31/02/2026, ``ParseError(code="nonexistent_date")``.
     """
     cleaned = text.strip()
     match = _ISO_DATE.fullmatch(cleaned) or _DAY_FIRST_DATE.fullmatch(cleaned)
@@ -140,7 +140,7 @@ def parse_date(text: str) -> date:
     try:
         return date(int(match["year"]), int(match["month"]), int(match["day"]))
     except ValueError as error:
-        raise ParseError("invalid_date", text, f"invalid date {text!r}: {error}") from error
+        raise ParseError("nonexistent_date", text, f"invalid date {text!r}: {error}") from error
 
 
 def format_date_fr(value: date) -> str:

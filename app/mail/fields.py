@@ -13,10 +13,11 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.numbers import format_decimal as babel_format_decimal
 from flask_babel import gettext as _
 
 from app.configuration.specs import FieldSpec, MailTypeSpec
-from app.core.parsing import ParseError, parse_date, parse_decimal
+from app.core.parsing import ParseError, format_decimal, parse_date, parse_decimal
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TEXT_LENGTH = 20000
@@ -81,11 +82,18 @@ def _clean_email(spec: FieldSpec, value: Any, locale: str) -> str:
     return text
 
 
-def _check_range(spec: FieldSpec, number: Decimal) -> None:
+def _check_range(spec: FieldSpec, number: Decimal, locale: str) -> None:
+    """Raise FieldInvalid when ``number`` is outside the field's limits, written as the locale writes numbers."""
+
+    def written(limit: Any) -> str:
+        if spec.type == "decimal":
+            return format_decimal(Decimal(limit), locale)
+        return babel_format_decimal(limit, format="#,##0", locale=locale)
+
     if spec.min is not None and number < spec.min:
-        raise FieldInvalid(_("The value must be at least %(limit)s.", limit=spec.min))
+        raise FieldInvalid(_("The value must be at least %(limit)s.", limit=written(spec.min)))
     if spec.max is not None and number > spec.max:
-        raise FieldInvalid(_("The value must be at most %(limit)s.", limit=spec.max))
+        raise FieldInvalid(_("The value must be at most %(limit)s.", limit=written(spec.max)))
 
 
 def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
@@ -103,7 +111,7 @@ def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
     # Amounts are stored in cents: rounding 1 234,567 would store a value other than the one typed.
     if number.normalize().as_tuple().exponent < -2:
         raise FieldInvalid(_("An amount has at most two decimals: write it as %(example)s.", example=example))
-    _check_range(spec, number)
+    _check_range(spec, number, locale)
     return str(number.quantize(Decimal("0.01")))
 
 
@@ -115,7 +123,7 @@ def _clean_integer(spec: FieldSpec, value: Any, locale: str) -> int:
         number = int(text)
     except ValueError:
         raise FieldInvalid(_("A whole number is expected.")) from None
-    _check_range(spec, Decimal(number))
+    _check_range(spec, Decimal(number), locale)
     return number
 
 
@@ -124,8 +132,15 @@ def _clean_date(spec: FieldSpec, value: Any, locale: str) -> str:
         return value.isoformat()
     try:
         return parse_date(str(value)).isoformat()
-    except ParseError:
-        raise FieldInvalid(_("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")) from None
+    except ParseError as error:
+        raise FieldInvalid(date_error_message(error)) from None
+
+
+def date_error_message(error: ParseError) -> str:
+    """Return the message of a date that parse_date() rejected: a day that does not exist, or another format."""
+    if error.code == "nonexistent_date":
+        return _("The date %(date)s does not exist: check the day and the month.", date=error.value.strip())
+    return _("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")
 
 
 def _clean_boolean(spec: FieldSpec, value: Any, locale: str) -> bool:

@@ -25,7 +25,7 @@ from app.core.parsing import ParseError, parse_date
 from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
 from app.extensions import db
 from app.mail.baskets import BasketPage, RegisterFilter, basket_column_labels, basket_page, register_page
-from app.mail.fields import display_value
+from app.mail.fields import date_error_message, display_value
 from app.mail.forms import (
     CHANNEL_CHOICES,
     PRIORITY_CHOICES,
@@ -149,8 +149,8 @@ def _parse_optional_date(form: RegistrationFormBase, name: str, errors: dict[str
         return None
     try:
         return parse_date(text)
-    except ParseError:
-        errors.setdefault(name, []).append(_("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026."))
+    except ParseError as error:
+        errors.setdefault(name, []).append(date_error_message(error))
         return None
 
 

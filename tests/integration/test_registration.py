@@ -387,6 +387,11 @@ def test_invalid_typed_date_rejected(client_as):
     html = client.post("/mail/register/residence_permit_request", data=_form_data(page, arrival_date="31/02/2026")).get_data(as_text=True)
     assert 'data-error-for="arrival_date"' in html
     assert 'value="31/02/2026"' in html
+    assert "La date 31/02/2026 n&#39;existe pas" in html
+
+
+def test_amount_limit_written_in_french(app_context):
+    assert "100 000 000,00" in _amount_errors("100 000 000,01").replace("\u202f", " ").replace("\u00a0", " ")
 
 
 def test_invalid_date_shows_other_errors(client_as):
