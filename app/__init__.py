@@ -88,6 +88,11 @@ def init_database(app: Flask) -> None:
 
 
 def init_security(app: Flask) -> None:
+    from app.core.security import check_password_length
+
+    # Read by Flask-AppBuilder's forms that set a password (one's own, or another user's by an administrator).
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_ENABLED", True)
+    app.config.setdefault("FAB_PASSWORD_COMPLEXITY_VALIDATOR", check_password_length)
     # Flask-AppBuilder first: its before_request sets g.user, which the error
     # page of a failed CSRF check needs.
     appbuilder.init_app(app, db.session)

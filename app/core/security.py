@@ -1,4 +1,4 @@
-"""Flask-AppBuilder's security manager: login statistics written safely on SQLite, permission checks read once per request."""
+"""Flask-AppBuilder's security manager: login statistics written safely on SQLite, permission checks read once per request, password length."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.db import run_in_write_transaction
 from app.extensions import db
+
+# Shortest password that Flask-AppBuilder's password forms accept. The help text under their
+# password field states it too, in both catalogs (msgid "Please use a good password policy…").
+PASSWORD_MIN_LENGTH = 12
+
+
+def check_password_length(password: str) -> None:
+    """Raise PasswordComplexityValidationError for a password shorter than PASSWORD_MIN_LENGTH characters."""
+    from flask_appbuilder.exceptions import PasswordComplexityValidationError
+    from flask_babel import gettext as _
+
+    if len(password or "") < PASSWORD_MIN_LENGTH:
+        raise PasswordComplexityValidationError(
+            _("A password has at least %(count)s characters.", count=PASSWORD_MIN_LENGTH)
+        )
 
 
 class EstafetteSecurityManager(SecurityManager):

@@ -71,3 +71,17 @@ def test_confirm_dialog_translated(client_as):
     assert 'id="modal-confirm"' in page
     assert ">Annuler<" in page
     assert ">Cancel<" not in page
+
+
+def test_short_password_rejected(app, client_as):
+    client = client_as("sejour")
+    form = client.get("/resetmypassword/form").get_data(as_text=True)
+
+    response = client.post("/resetmypassword/form", data={
+        "password": "court", "conf_password": "court", "csrf_token": csrf_token(form),
+    })
+    fresh = app.test_client()
+    login(fresh, "sejour")
+
+    assert response.status_code == 200
+    assert "au moins 12 caractères" in html.unescape(response.get_data(as_text=True))
