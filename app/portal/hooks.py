@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, render_template, request, session
 from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -168,6 +170,30 @@ def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
     return rule_label or rule_id, rule_set.labels.get(language) or rule_set_id
 
 
+# The notes that routing stores in English in a mail's history (app/routing/operations.py), read
+# back to show them in the user's language. A note of another form is shown as stored.
+ROUTING_NOTES = (
+    (re.compile(r"department (?P<chosen>\S+) chosen on the form instead of (?P<routed>\S+)"),
+     _l("The department %(chosen)s was chosen on the form instead of %(routed)s, which the rules gave.")),
+    (re.compile(r"assignee chosen on the form"), _l("The assignee was chosen on the form, not by the rules.")),
+    (re.compile(r"assignee (?P<user>\S+) unknown or inactive: left empty"),
+     _l("The assignee %(user)s named by the rules is unknown or inactive: the mail has no assignee.")),
+    (re.compile(r"assignee (?P<user>\S+) is not in (?P<department>\S+): left empty"),
+     _l("The assignee %(user)s named by the rules is not in %(department)s: the mail has no assignee.")),
+    (re.compile(r"copy to (?P<user>\S+) skipped: unknown or inactive user"),
+     _l("No copy to %(user)s, who is unknown or inactive.")),
+)
+
+
+def _routing_note(note: str) -> str:
+    """Return a routing note of a mail's history in the user's language."""
+    for pattern, message in ROUTING_NOTES:
+        match = pattern.fullmatch(note)
+        if match:
+            return str(message) % match.groupdict()
+    return note
+
+
 # The header's search box shows the query typed on this page, so its menu is never kept.
 UNCACHED_MENU_ENDPOINTS = frozenset({"SearchView.index"})
 
@@ -223,3 +249,4 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["basket_count"] = _basket_count
     app.jinja_env.globals["estafette_menu"] = _menu
     app.jinja_env.globals["routing_rule_names"] = _routing_rule_names
+    app.jinja_env.filters["routing_note"] = _routing_note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -184,6 +185,17 @@ def test_routed_mail_history_shows_rule(client_as, app):
     html = client_as("naturalisation").get(f"/mail/{mail_id}").get_data(as_text=True)
     assert 'data-rule="naturalisation"' in html
     assert "Règle Demande de naturalisation (Service traitant)" in html
+
+
+def test_routing_note_shown_in_french(client_as, app):
+    with app.app_context():
+        sample = next(item for item in SAMPLES if item.name == "naturalisation")
+        registration = dataclasses.replace(_registration(sample), handling_department="DMI-SSE-BPT")
+        mail_id = register_mail(user_context("courrier"), registration).id
+    html = client_as("admin").get(f"/mail/{mail_id}").get_data(as_text=True)
+
+    assert "Le service DMI-SSE-BPT a été choisi dans le formulaire au lieu de DMI-SN" in html
+    assert "chosen on the form" not in html
 
 
 # --- Load-time checks -------------------------------------------------------------
