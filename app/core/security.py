@@ -14,6 +14,8 @@ from flask_appbuilder.security.sqla.models import (
     ViewMenu,
     assoc_permissionview_role,
 )
+from flask_appbuilder.security.views import UserDBModelView
+from flask_babel import lazy_gettext
 from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -36,7 +38,40 @@ def check_password_length(password: str) -> None:
         )
 
 
+def _role_labels(roles: Any) -> str:
+    """Return the labels of ``roles`` in the user's language, as schemas/roles.yaml declares them."""
+    from flask_babel import get_locale
+
+    from app.configuration.operations import ConfigurationMissing, current_configuration
+
+    locale = get_locale()
+    language = locale.language if locale else "fr"
+    try:
+        declared = current_configuration().roles
+    except ConfigurationMissing:
+        declared = {}
+    labels = []
+    for role in roles or []:
+        spec = declared.get(role.name)
+        labels.append(spec.labels.get(language) if spec is not None else role.name)
+    return ", ".join(labels)
+
+
+class EstafetteUserDBModelView(UserDBModelView):
+    """Flask-AppBuilder's user pages, whose profile shows the roles by their labels and no internal counters."""
+
+    # The permissions the roles were granted name Flask-AppBuilder's class.
+    class_permission_name = "UserDBModelView"
+    user_show_fieldsets = [
+        (lazy_gettext("User info"), {"fields": ["username", "roles"]}),
+        (lazy_gettext("Personal Info"), {"fields": ["first_name", "last_name", "email"], "expanded": True}),
+    ]
+    formatters_columns = {"roles": _role_labels}
+
+
 class EstafetteSecurityManager(SecurityManager):
+    userdbmodelview = EstafetteUserDBModelView
+
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         """Check a permission of the logged-in user against the grants their request context read already.
 

@@ -26,6 +26,14 @@ def test_profile_opens_for_every_user(client_as, username):
     assert name_form.status_code == 200
 
 
+def test_profile_shows_role_labels(client_as):
+    page = html.unescape(client_as("courrier").get("/users/userinfo/").get_data(as_text=True))
+
+    assert "Agent du bureau du courrier" in page
+    assert "mail_clerk" not in page
+    assert "True" not in page
+
+
 def test_agent_changes_own_password(app, client_as):
     client = client_as("sejour")
     form = client.get("/resetmypassword/form").get_data(as_text=True)
@@ -85,3 +93,14 @@ def test_short_password_rejected(app, client_as):
 
     assert response.status_code == 200
     assert "au moins 12 caractères" in html.unescape(response.get_data(as_text=True))
+
+
+def test_admin_user_pages_open(client_as):
+    client = client_as("admin")
+
+    listing = client.get("/users/list/")
+    added = client.get("/users/add")
+
+    assert listing.status_code == 200
+    assert "Agent du bureau du courrier" in html.unescape(listing.get_data(as_text=True))
+    assert added.status_code == 200
