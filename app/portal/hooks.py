@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,58 @@ def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
     return rule_label or rule_id, rule_set.labels.get(language) or rule_set_id
 
 
+# What each condition of a routing rule tests, as the history of a routed mail names it.
+ROUTING_CONDITIONS = {
+    "mail_types": _l("Type of mail"),
+    "categories": _l("Category"),
+    "channels": _l("Channel"),
+    "priorities": _l("Priority"),
+    "sender_kinds": _l("Kind of sender"),
+    "sender_organisations": _l("Sender's organisation"),
+    "sender_email_domains": _l("Sender's e-mail domain"),
+    "subject_words": _l("Words of the subject"),
+}
+
+
+def _routing_check(condition: str, value: Any) -> tuple[str, str]:
+    """Return a condition of a fired routing rule and the mail's value, as the user's language writes them.
+
+    A mail type, a category, a channel, a priority or a kind of sender shows by
+    its label, a field by the label that a mail type gives it and an amount as
+    the language writes numbers. Anything unknown shows as stored.
+    """
+    from app.configuration.operations import current_configuration
+    from app.core.parsing import format_decimal
+    from app.mail.forms import CHANNEL_CHOICES, KIND_CHOICES, PRIORITY_CHOICES
+    from app.mail.views import CATEGORY_LABELS
+
+    locale = get_locale()
+    language = locale.language if locale else "fr"
+    configuration = current_configuration()
+    text = "" if value is None else str(value)
+    if condition.startswith("fields."):
+        field_id = condition.removeprefix("fields.")
+        field = next((spec.field(field_id) for spec in configuration.mail_types.values() if spec.field(field_id)), None)
+        if field is None:
+            return condition, text
+        if field.type == "decimal" and value not in (None, ""):
+            # Routing runs before the fields are cleaned, so the value may be stored as the agent typed it.
+            with contextlib.suppress(InvalidOperation):
+                text = format_decimal(Decimal(str(value)), language)
+        elif field.type == "choice":
+            text = next((choice.labels.get(language) for choice in field.choices if choice.value == value), text)
+        return field.labels.get(language) or field_id, text
+    values: dict[str, Any] = {
+        "mail_types": {key: spec.labels.get(language) for key, spec in configuration.mail_types.items()},
+        "categories": CATEGORY_LABELS,
+        "channels": dict(CHANNEL_CHOICES),
+        "priorities": dict(PRIORITY_CHOICES),
+        "sender_kinds": dict(KIND_CHOICES),
+    }.get(condition, {})
+    label = ROUTING_CONDITIONS.get(condition)
+    return (str(label) if label else condition), str(values.get(text, text))
+
+
 # The notes that routing stores in English in a mail's history (app/routing/operations.py), read
 # back to show them in the user's language. A note of another form is shown as stored.
 ROUTING_NOTES = (
@@ -250,3 +304,4 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["estafette_menu"] = _menu
     app.jinja_env.globals["routing_rule_names"] = _routing_rule_names
     app.jinja_env.filters["routing_note"] = _routing_note
+    app.jinja_env.globals["routing_check"] = _routing_check

@@ -185,6 +185,21 @@ def test_routed_mail_history_shows_rule(client_as, app):
     html = client_as("naturalisation").get(f"/mail/{mail_id}").get_data(as_text=True)
     assert 'data-rule="naturalisation"' in html
     assert "Règle Demande de naturalisation (Service traitant)" in html
+    assert "Type de courrier = Demande de naturalisation" in html
+    assert "mail_types =" not in html
+
+
+def test_field_condition_shown_by_label(client_as, app):
+    with app.app_context():
+        mail_id = register_mail(user_context("courrier"), Registration(
+            mail_type="grant_request", subject="Demande de subvention d'équipement",
+            fields={"amount_requested": "150 000,00"},
+            correspondent=CorrespondentInput(kind="organisation", organisation="Association Les Amis de Saint-Éloi"),
+        )).id
+    html = client_as("admin").get(f"/mail/{mail_id}").get_data(as_text=True).replace("\u202f", " ")
+
+    assert "Montant demandé = 150 000,00" in html
+    assert "fields.amount_requested =" not in html
 
 
 def test_routing_note_shown_in_french(client_as, app):
