@@ -172,7 +172,7 @@ def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
     return rule_label or rule_id, rule_set.labels.get(language) or rule_set_id
 
 
-# What each condition of a routing rule tests, as the history of a routed mail names it.
+# Labels of the conditions of a routing rule, as the history of a routed mail shows them.
 ROUTING_CONDITIONS = {
     "mail_types": _l("Type of mail"),
     "categories": _l("Category"),
