@@ -58,9 +58,16 @@ class DuplicateCorrespondent(ValidationFailed):
         "or confirm that it is a different person."
     )
 
-    def __init__(self, candidates: list[tuple[Correspondent, Match]]):
-        super().__init__({"correspondent": [str(self.default_message)]})
+    def __init__(self, candidates: list[tuple[Correspondent, Match]], other_errors: dict[str, list[str]] | None = None):
+        super().__init__({**(other_errors or {}), "correspondent": [str(self.default_message)]})
         self.candidates = candidates
+
+
+def probable_duplicates(data: CorrespondentInput) -> list[tuple[Correspondent, Match]]:
+    """Return the entries that ``data``, typed as a new correspondent, probably duplicates; none once confirmed new."""
+    if data.id is not None or data.confirm_new or data.is_empty():
+        return []
+    return [item for item in find_duplicates(data) if item[1].level == "probable"]
 
 
 def _fingerprint(name: str, organisation: str | None, email: str | None, phone: str | None) -> ContactFingerprint:
@@ -147,10 +154,9 @@ def _new_correspondent_values(data: CorrespondentInput, actor_id: int | None) ->
     errors = validate_input(data)
     if errors:
         raise ValidationFailed(errors)
-    if not data.confirm_new:
-        probable = [item for item in find_duplicates(data) if item[1].level == "probable"]
-        if probable:
-            raise DuplicateCorrespondent(probable)
+    probable = probable_duplicates(data)
+    if probable:
+        raise DuplicateCorrespondent(probable)
     return correspondent_values(data, actor_id)
 
 

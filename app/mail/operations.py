@@ -26,7 +26,13 @@ from app.configuration.specs import MailTypeSpec
 from app.core.db import InsertBatch, run_in_write_transaction
 from app.core.errors import PermissionDenied, ValidationFailed
 from app.core.types import utcnow
-from app.correspondents.operations import CorrespondentInput, resolve_correspondent_id, validate_input
+from app.correspondents.operations import (
+    CorrespondentInput,
+    DuplicateCorrespondent,
+    probable_duplicates,
+    resolve_correspondent_id,
+    validate_input,
+)
 from app.deadlines.calendar import compute_due_date
 from app.documents.acknowledgement_state import note_inserted_mail as note_acknowledgement_set
 from app.extensions import db
@@ -168,12 +174,16 @@ def _due_date(spec: MailTypeSpec, department: Department, arrival: date) -> date
 
 def check_registration(
     actor: UserContext, registration: Registration, configuration: Configuration, today: date,
-    plan: RoutingPlan | None = None,
+    plan: RoutingPlan | None = None, other_errors: bool = False,
 ) -> _Checked:
     """Validate everything that needs no write, raising ValidationFailed with every error.
 
     ``plan`` is the routing of this registration: its department row and the
-    assignee it found in that department are not read again.
+    assignee it found in that department are not read again. When the
+    registration is invalid (or ``other_errors`` says that the caller found
+    errors already), a typed correspondent that probably exists is reported
+    with the other errors, as DuplicateCorrespondent, instead of on the next
+    submit.
     """
     spec = configuration.mail_types.get(registration.mail_type)
     if spec is None:
@@ -190,6 +200,10 @@ def check_registration(
     field_values, field_errors = clean_field_values(spec, registration.fields, registration.locale)
     for key, messages in field_errors.items():
         errors.setdefault(f"field_{key}", []).extend(messages)
+    if errors or department is None or other_errors:
+        probable = probable_duplicates(registration.correspondent) if registration.correspondent else []
+        if probable:
+            raise DuplicateCorrespondent(probable, errors)
     if errors or department is None:
         raise ValidationFailed(errors)
     return _Checked(spec, department, field_values, arrival, _due_date(spec, department, arrival))
@@ -235,6 +249,8 @@ def with_upload_errors(failure: ValidationFailed, uploads: list[Upload], actor_n
         return failure
     errors = {key: list(values) for key, values in failure.field_errors.items()}
     errors.setdefault("attachments", []).extend(messages)
+    if isinstance(failure, DuplicateCorrespondent):
+        return DuplicateCorrespondent(failure.candidates, errors)
     return ValidationFailed(errors, failure.message)
 
 

@@ -202,12 +202,15 @@ def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_
     )
     if errors:
         # A date could not be read: check the rest as well, so that the page shows every error at once.
+        failure = ValidationFailed(errors)
         try:
-            check_registration(user, registration, current_configuration(), today_in_paris())
+            check_registration(user, registration, current_configuration(), today_in_paris(), other_errors=True)
         except ValidationFailed as others:
             for key, messages in others.field_errors.items():
                 errors.setdefault(key, messages)
-        raise with_upload_errors(ValidationFailed(errors), registration.uploads, user.display_name)
+            if isinstance(others, DuplicateCorrespondent):
+                failure = DuplicateCorrespondent(others.candidates, errors)
+        raise with_upload_errors(failure, registration.uploads, user.display_name)
     return registration
 
 
@@ -268,6 +271,7 @@ class MailView(BaseView):
             except DuplicateCorrespondent as duplicate:
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
+                flash(duplicate.message, "warning")
             except ValidationFailed as failure:
                 _show_errors(form, failure)
                 flash(failure.message, "danger")

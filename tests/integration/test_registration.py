@@ -591,3 +591,19 @@ def test_duplicate_candidates_told_apart(client_as, app):
     assert "75011 Paris" in candidates
     assert "93200 Saint-Denis" in candidates
     assert "entrée ajoutée le" in candidates
+
+
+def test_duplicate_prompt_comes_with_other_errors(client_as, app):
+    with app.app_context():
+        db.session.add(Correspondent(last_name="Thomas", first_name="Bruno", email="bruno.thomas@example.org",
+                                     name_key="bruno thomas", email_key="bruno.thomas@example.org"))
+        db.session.commit()
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, subject="", correspondent_first_name="BRUNO", correspondent_last_name="THOMAS",
+                      correspondent_email="Bruno.Thomas@example.org")
+    html = client.post("/mail/register/residence_permit_request", data=data).get_data(as_text=True)
+
+    assert 'data-error-for="subject"' in html
+    assert 'id="duplicate-candidates"' in html
+    assert "probablement déjà dans l" in html
