@@ -142,7 +142,8 @@ def has_percent_problem(msgid, form):
     source = " ".join(msgid) if isinstance(msgid, tuple) else msgid
     if "%" not in source:
         return "%" in form
-    return "%(" in source and STRAY_PERCENT.search(form) is not None
+    # "%%" is a literal percent sign: removed first, so that its second "%" is not read as stray.
+    return "%(" in source and STRAY_PERCENT.search(form.replace("%%", "")) is not None
 
 
 def singular(msgid):

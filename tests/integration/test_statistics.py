@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -806,3 +808,9 @@ def test_configuration_change_invalidates_counters(app, dataset):
         open_row = next(row for row in dataset if row.open and row.department == "DMI-SSE-BPT" and not row.confidential)
         perform_action(user_context("admin"), open_row.id, "assign", ActionInput(assignee_id=user_context("sejour").user_id))
         assert read_state(db.session.connection()) is None
+
+
+def test_on_time_share_names_its_base(app, dataset, client_as):
+    page = html.unescape(client_as("admin").get("/statistics/").get_data(as_text=True))
+
+    assert re.search(r"Part traitée dans le délai, sur les \d+ courriers traités qui en avaient un \(%\)", page)
