@@ -94,7 +94,7 @@ def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
 def upload_errors(uploads: list[Upload], actor_name: str) -> list[str]:
     """Check each of ``uploads`` as store_upload() does and return the messages of the rejected ones.
 
-    For a registration invalid for other reasons, so that the agent sees every
+    For a registration invalid for other reasons, so that the form shows every
     error at once. A file accepted here is stored but no mail references it,
     so the storage sweep removes it.
     """
