@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.attachments.filenames import inspect_filename, sniff_content_type
 from app.attachments.models import Attachment
-from app.attachments.storage import ContentStore, FileTooLarge, StoredBlob
+from app.attachments.storage import ContentStore, FileTooLarge, StagedBlob, StoredBlob
 from app.core.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,22 @@ def content_store() -> ContentStore:
     return ContentStore(Path(current_app.config["STORAGE_ROOT"]))
 
 
-def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
-    """Write ``upload`` to the content store and check its type.
+@dataclass
+class CheckedUpload:
+    """An upload written to the store's temporary folder and checked: ``error`` is None when it may be stored."""
 
-    Runs before the database transaction: a file whose row is never committed
-    stays unreferenced and the storage sweep removes it later.
+    upload: Upload
+    display_name: str
+    staged: StagedBlob | None
+    content_type: str | None
+    error: str | None
+
+
+def check_upload(upload: Upload, actor_name: str) -> CheckedUpload:
+    """Write ``upload`` to the store's temporary folder and check its size and content, storing nothing yet.
+
+    A rejected file's temporary copy is removed at once. An accepted one waits
+    for store_checked() or discard_checked().
     """
     display_name, suspicious = inspect_filename(upload.filename)
     if suspicious:
@@ -67,44 +78,69 @@ def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
     store = content_store()
     limit = int(current_app.config["MAX_UPLOAD_BYTES"])
     try:
-        blob = store.put_stream(upload.stream, limit)
+        staged = store.stage(upload.stream, limit)
     except FileTooLarge:
-        raise ValidationFailed(
-            {"attachments": [str(_l("The file %(name)s is larger than the limit of %(limit)s MB.", name=display_name, limit=limit // (1024 * 1024)))]}
-        ) from None
-    if blob.size == 0:
+        message = _l("The file %(name)s is larger than the limit of %(limit)s MB.", name=display_name, limit=limit // (1024 * 1024))
+        return CheckedUpload(upload, display_name, None, None, str(message))
+    error, content_type = _rejection(staged, display_name)
+    if error is not None:
+        store.discard(staged)
+        return CheckedUpload(upload, display_name, None, content_type, error)
+    return CheckedUpload(upload, display_name, staged, content_type, None)
+
+
+def _rejection(staged: StagedBlob, display_name: str) -> tuple[str | None, str | None]:
+    """Return why the staged file is rejected (None if it is accepted) and its content type."""
+    if staged.size == 0:
         log.info("upload %r rejected: empty file", display_name)
-        raise ValidationFailed(
-            {"attachments": [str(_l("The file %(name)s is empty: choose it again, or scan the letter again.", name=display_name))]}
-        )
-    content_type = sniff_content_type(blob.path, display_name)
+        return str(_l("The file %(name)s is empty: choose it again, or scan the letter again.", name=display_name)), None
+    content_type = sniff_content_type(staged.path, display_name)
     if content_type is None:
         log.info("upload %r rejected: unsupported content", display_name)
-        raise ValidationFailed(
-            {"attachments": [str(_l("The file %(name)s is not an accepted type: send PDF, PNG, JPEG, TIFF, .eml, .docx or .odt.", name=display_name))]}
-        )
-    if content_type == "application/pdf" and not readable_pdf(blob.path):
+        message = _l("The file %(name)s is not an accepted type: send PDF, PNG, JPEG, TIFF, .eml, .docx or .odt.", name=display_name)
+        return str(message), None
+    if content_type == "application/pdf" and not readable_pdf(staged.path):
         log.info("upload %r rejected: unreadable PDF", display_name)
-        raise ValidationFailed(
-            {"attachments": [str(_l("The file %(name)s is not a readable PDF: it is incomplete or damaged. Scan or export it again.", name=display_name))]}
-        )
-    return StoredUpload(blob, display_name, content_type, upload.kind)
+        message = _l("The file %(name)s is not a readable PDF: it is incomplete or damaged. Scan or export it again.", name=display_name)
+        return str(message), content_type
+    return None, content_type
+
+
+def check_uploads(uploads: list[Upload], actor_name: str) -> list[CheckedUpload]:
+    return [check_upload(upload, actor_name) for upload in uploads]
+
+
+def store_checked(checked: list[CheckedUpload]) -> list[StoredUpload]:
+    """Store the accepted uploads of ``checked``, every one of which must have no error."""
+    store = content_store()
+    stored = []
+    for item in checked:
+        assert item.staged is not None and item.content_type is not None, "store_checked() got a rejected upload"
+        stored.append(StoredUpload(store.publish(item.staged), item.display_name, item.content_type, item.upload.kind))
+    return stored
+
+
+def discard_checked(checked: list[CheckedUpload]) -> None:
+    """Remove the temporary copies of ``checked`` that were not stored."""
+    store = content_store()
+    for item in checked:
+        if item.staged is not None:
+            store.discard(item.staged)
+
+
+def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
+    """Check ``upload`` and write it to the content store; raise ValidationFailed if it is rejected."""
+    checked = check_upload(upload, actor_name)
+    if checked.error is not None:
+        raise ValidationFailed({"attachments": [checked.error]})
+    return store_checked([checked])[0]
 
 
 def upload_errors(uploads: list[Upload], actor_name: str) -> list[str]:
-    """Check each of ``uploads`` as store_upload() does and return the messages of the rejected ones.
-
-    For a registration invalid for other reasons, so that the form shows every
-    error at once. A file accepted here is stored but no mail references it,
-    so the storage sweep removes it.
-    """
-    messages: list[str] = []
-    for upload in uploads:
-        try:
-            store_upload(upload, actor_name)
-        except ValidationFailed as failure:
-            messages.extend(failure.field_errors.get("attachments", []))
-    return messages
+    """Check each of ``uploads`` without storing it and return the messages of the rejected ones."""
+    checked = check_uploads(uploads, actor_name)
+    discard_checked(checked)
+    return [item.error for item in checked if item.error is not None]
 
 
 def readable_pdf(path: Path) -> bool:

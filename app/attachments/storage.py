@@ -98,6 +98,15 @@ class StoredBlob:
     path: Path
 
 
+@dataclass(frozen=True)
+class StagedBlob:
+    """A file written to the store's temporary folder, not stored yet: its SHA-256, size and temporary path."""
+
+    sha256: str
+    size: int
+    path: Path
+
+
 def _hash_file(file: BinaryIO) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: file.read(CHUNK_SIZE), b""):
@@ -167,6 +176,34 @@ class ContentStore:
             return self._publish(temp_path, sha256, size)
         finally:
             temp_path.unlink(missing_ok=True)
+
+    def stage(self, stream: BinaryIO, max_bytes: int) -> StagedBlob:
+        """Write ``stream`` to a temporary file in ``root/tmp`` and return it, to check before publish() or discard().
+
+        More than ``max_bytes`` bytes raises FileTooLarge after the temporary file is removed.
+        """
+        descriptor, temp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=_TEMP_PREFIX, suffix=".part")
+        temp_path = Path(temp_name)
+        try:
+            with os.fdopen(descriptor, "wb") as temp_file:
+                sha256, size = self._copy_limited(stream, temp_file, max_bytes)
+                temp_file.flush()
+                os.fsync(temp_file.fileno())
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            raise
+        return StagedBlob(sha256=sha256, size=size, path=temp_path)
+
+    def publish(self, staged: StagedBlob) -> StoredBlob:
+        """Store a staged file under its SHA-256 as put_stream() does, and remove its temporary file."""
+        try:
+            return self._publish(staged.path, staged.sha256, staged.size)
+        finally:
+            staged.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def discard(staged: StagedBlob) -> None:
+        staged.path.unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes, max_bytes: int | None = None) -> StoredBlob:
         """Store ``data``. Without ``max_bytes``, no size limit applies."""

@@ -19,7 +19,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.attachments.operations import StoredUpload, Upload, store_upload, upload_errors
+from app.attachments.operations import (
+    StoredUpload,
+    Upload,
+    check_uploads,
+    discard_checked,
+    store_checked,
+    upload_errors,
+)
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.configuration.specs import MailTypeSpec
@@ -223,13 +230,20 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
     if registration.uploads:
-        # The checks run before the files are written, so an invalid registration stores no file
-        # unless its files must be checked as well to report their errors with the others.
+        # The files are checked in the store's temporary folder and stored only when the whole
+        # registration is valid, so that an invalid one stores none and reports every error at once.
+        files = check_uploads(registration.uploads, actor.display_name)
         try:
-            plan, checked = _route_and_check(actor, registration, configuration, today)
-        except ValidationFailed as failure:
-            raise with_upload_errors(failure, registration.uploads, actor.display_name) from None
-        stored = [store_upload(upload, actor.display_name) for upload in plan.registration.uploads]
+            file_errors = [item.error for item in files if item.error is not None]
+            try:
+                plan, checked = route_and_check(actor, registration, configuration, today, bool(file_errors))
+            except ValidationFailed as failure:
+                raise _with_file_errors(failure, file_errors) from None
+            if file_errors:
+                raise ValidationFailed({"attachments": file_errors})
+            stored = store_checked(files)
+        finally:
+            discard_checked(files)
         mail, chrono = run_in_write_transaction(
             lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, moment, plan)),
             description,
@@ -244,7 +258,10 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
 
 def with_upload_errors(failure: ValidationFailed, uploads: list[Upload], actor_name: str) -> ValidationFailed:
     """Return ``failure`` with the errors of the rejected ``uploads`` added under "attachments"."""
-    messages = upload_errors(uploads, actor_name)
+    return _with_file_errors(failure, upload_errors(uploads, actor_name))
+
+
+def _with_file_errors(failure: ValidationFailed, messages: list[str]) -> ValidationFailed:
     if not messages:
         return failure
     errors = {key: list(values) for key, values in failure.field_errors.items()}
@@ -259,18 +276,20 @@ def _with_chrono(mail: Mail) -> tuple[Mail, str]:
     return mail, mail.chrono
 
 
-def _route_and_check(
-    actor: UserContext, registration: Registration, configuration: Configuration, today: date
+def route_and_check(
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date,
+    other_errors: bool = False,
 ) -> tuple[RoutingPlan, _Checked]:
+    """Route ``registration`` and check it as routed; ``other_errors`` as for check_registration()."""
     # Routing fills what the agent left empty; what they chose on the form overrides the rules.
     plan = plan_routing(registration, configuration)
-    return plan, check_registration(actor, plan.registration, configuration, today, plan)
+    return plan, check_registration(actor, plan.registration, configuration, today, plan, other_errors)
 
 
 def _route_check_insert(
     actor: UserContext, registration: Registration, configuration: Configuration, today: date, moment: datetime
 ) -> Mail:
-    plan, checked = _route_and_check(actor, registration, configuration, today)
+    plan, checked = route_and_check(actor, registration, configuration, today)
     return _insert_mail(actor, plan.registration, checked, [], configuration, today, moment, plan)
 
 
@@ -342,7 +361,9 @@ def _insert_mail(
             # Inserted by the flush at the commit, so the statistics listener counts it.
             db.session.add(attachment)
 
-        routing_trace = apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True) if plan else None
+        routing_trace = (
+            apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True, now=moment) if plan else None
+        )
         schedule_reminders(mail, spec, configuration, moment, new_mail=True, batch=batch)
         if reserved_id is not None:
             # The number is taken as late as it can be: its counter row stays locked until the
@@ -370,8 +391,8 @@ def _insert_mail(
             },
         }])
         # The search outbox row of the new mail was added by _add_new_mail.
-        insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, cache=notification_cache,
-                             batch=batch)
+        insert_notifications("mail_assigned", mail, [mail.assignee_id], actor=actor, now=moment,
+                             cache=notification_cache, batch=batch)
         batch.execute()
     return mail
 

@@ -36,8 +36,8 @@ from app.mail.forms import (
 from app.mail.models import Mail
 from app.mail.operations import (
     Registration,
-    check_registration,
     register_mail,
+    route_and_check,
     today_in_paris,
     with_upload_errors,
 )
@@ -204,7 +204,8 @@ def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_
         # A date could not be read: check the rest as well, so that the page shows every error at once.
         failure = ValidationFailed(errors)
         try:
-            check_registration(user, registration, current_configuration(), today_in_paris(), other_errors=True)
+            # Routed first, as register_mail() checks it: the rules fill the department and the assignee.
+            route_and_check(user, registration, current_configuration(), today_in_paris(), other_errors=True)
         except ValidationFailed as others:
             for key, messages in others.field_errors.items():
                 errors.setdefault(key, messages)

@@ -485,6 +485,47 @@ def test_form_reports_bad_file_with_invalid_date(client_as):
     assert "tronque.pdf n&#39;est pas un PDF lisible" in html
 
 
+def _stored_files() -> list[Path]:
+    store = content_store()
+    return [path for folder in (store.objects_dir, store.tmp_dir) for path in folder.rglob("*") if path.is_file()]
+
+
+def test_invalid_registration_stores_no_file(app_context):
+    before = _stored_files()
+    letter = _pdf("Demande jamais enregistrée")
+    with pytest.raises(ValidationFailed):
+        register_mail(user_context("courrier"), _residence_request(subject="", uploads=[Upload(io.BytesIO(letter), "lettre.pdf")]))
+
+    assert _stored_files() == before
+
+
+def test_every_bad_file_reported(app_context):
+    files = [Upload(io.BytesIO(b""), "vide.pdf"), Upload(io.BytesIO(_pdf()[:200]), "tronque.pdf"),
+             Upload(io.BytesIO(_pdf("Pièce valide")), "valide.pdf")]
+    before = _stored_files()
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), _residence_request(uploads=files))
+    messages = " ".join(failure.value.field_errors["attachments"])
+
+    assert "vide.pdf" in messages
+    assert "tronque.pdf" in messages
+    assert "valide.pdf" not in messages
+    assert _stored_files() == before
+
+
+def test_invalid_date_form_checked_as_routed(client_as, app):
+    with app.app_context():
+        renewal_agent = user_context("renouvellement").user_id
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, letter_date="31/02/2026", field_permit_kind="renewal",
+                      assignee_id=str(renewal_agent))
+    html = client.post("/mail/register/residence_permit_request", data=data).get_data(as_text=True)
+
+    assert 'data-error-for="letter_date"' in html
+    assert 'data-error-for="assignee_id"' not in html
+
+
 def test_pdf_with_damaged_index_accepted(app_context):
     content = _pdf().replace(b"startxref", b"startxrex")
     mail = register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(content), "scan.pdf")]))
