@@ -6,7 +6,7 @@ import contextlib
 import logging
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,8 @@ def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
 
     locale = get_locale()
     language = locale.language if locale else "fr"
+    # Stored JSON: written by this code as text, but shown as text whatever it holds.
+    rule_set_id, rule_id = str(rule_set_id), str(rule_id)
     rule_set = current_configuration().routing.get(rule_set_id)
     if rule_set is None:
         return rule_id, rule_set_id
@@ -200,6 +202,10 @@ def _routing_check(condition: str, value: Any) -> tuple[str, str]:
     locale = get_locale()
     language = locale.language if locale else "fr"
     configuration = current_configuration()
+    condition = str(condition)
+    if isinstance(value, (list, tuple)):
+        # Conditions on words store the words found, a list.
+        return _routing_check(condition, None)[0], ", ".join(_routing_check(condition, item)[1] for item in value)
     text = "" if value is None else str(value)
     if condition.startswith("fields."):
         field_id = condition.removeprefix("fields.")
@@ -208,7 +214,8 @@ def _routing_check(condition: str, value: Any) -> tuple[str, str]:
             return condition, text
         if field.type == "decimal" and value not in (None, ""):
             # Routing runs before the fields are cleaned, so the value may be stored as the agent typed it.
-            with contextlib.suppress(InvalidOperation):
+            # ArithmeticError covers InvalidOperation and Overflow (a value such as 1e999999999).
+            with contextlib.suppress(ArithmeticError):
                 text = format_decimal(Decimal(str(value)), language)
         elif field.type == "choice":
             text = next((choice.labels.get(language) for choice in field.choices if choice.value == value), text)
@@ -239,8 +246,9 @@ ROUTING_NOTES = (
 )
 
 
-def _routing_note(note: str) -> str:
+def _routing_note(note: Any) -> str:
     """Return a routing note of a mail's history in the user's language."""
+    note = str(note)
     for pattern, message in ROUTING_NOTES:
         match = pattern.fullmatch(note)
         if match:

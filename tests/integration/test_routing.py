@@ -202,6 +202,30 @@ def test_field_condition_shown_by_label(client_as, app):
     assert "fields.amount_requested =" not in html
 
 
+def test_odd_stored_trace_still_shown(client_as, app):
+    with app.app_context():
+        sample = next(item for item in SAMPLES if item.name == "naturalisation")
+        mail = register_mail(user_context("courrier"), _registration(sample))
+        entry = mail.history[0]
+        entry.details = {**entry.details, "routing": {
+            "fired": [
+                {"rule": "complaint_residence", "rule_set": "handling",
+                 "checks": [{"condition": "subject_words", "value": ["séjour", "titre de séjour"]}]},
+                {"rule": ["a"], "rule_set": ["b"], "checks": [{"value": 3}, {"condition": None, "value": None},
+                                                            {"condition": "fields.amount_requested", "value": "1e999999999"}]},
+            ],
+            "notes": [42, "<b>note</b>"],
+        }}
+        db.session.commit()
+        mail_id = mail.id
+    response = client_as("admin").get(f"/mail/{mail_id}")
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "Mots de l&#39;objet = séjour, titre de séjour" in page
+    assert "&lt;b&gt;note&lt;/b&gt;" in page
+
+
 def test_routing_note_shown_in_french(client_as, app):
     with app.app_context():
         sample = next(item for item in SAMPLES if item.name == "naturalisation")
