@@ -133,7 +133,9 @@ def load_demo_mail(count: int, seed: int, with_letters: bool, today: date | None
     actors = _Actors(create_demo_users())
     known: dict[int, int] = {}
     registered = 0
-    today = today or datetime.now(PARIS).date()
+    # No demo moment may come after the load itself, even for mail arriving today.
+    started = datetime.now(PARIS)
+    today = today or started.date()
     mail_ids: list[int] = []
     mails = iter_mails(seed, count, today, weights)
     with click.progressbar(mails, length=count, label="Registering demo mail") as progress:
@@ -160,7 +162,7 @@ def load_demo_mail(count: int, seed: int, with_letters: bool, today: date | None
                 correspondent=_correspondent_input(correspondent, known),
                 uploads=uploads,
             )
-            noon = datetime.combine(generated["arrival_date"], time(12, 0), tzinfo=PARIS)
+            noon = min(datetime.combine(generated["arrival_date"], time(12, 0), tzinfo=PARIS), started)
             mail = register_mail(actor, registration, now=noon)
             mail_ids.append(mail.id)
             if correspondent is not None and id(correspondent) not in known:
@@ -172,7 +174,7 @@ def load_demo_mail(count: int, seed: int, with_letters: bool, today: date | None
         (context for context in actors.contexts.values() if context.can("process") and not context.can("read_all")),
         key=lambda context: len(context.scope_department_ids),
     )
-    closed = process_demo_mail(processors, actors.contexts["admin"], mail_ids, today, seed)
+    closed = process_demo_mail(processors, actors.contexts["admin"], mail_ids, today, seed, latest=started)
     click.echo(f"{closed} of them processed and closed, as agents would have on the days since their arrival.")
     return registered
 

@@ -66,12 +66,12 @@ def _closing_day(rng: random.Random, start: date, due: date | None, today: date)
 
 
 def process_demo_mail(processors: list[UserContext], administrator: UserContext, mail_ids: list[int],
-                      today: date, seed: int) -> int:
+                      today: date, seed: int, latest: datetime | None = None) -> int:
     """Qualify and close a share of ``mail_ids`` that grows with their age; return how many were closed.
 
     Each mail is processed by its assignee when one of ``processors`` is, else
     by the first of them whose departments include its handling department,
-    else by ``administrator``.
+    else by ``administrator``. No action is dated after ``latest``.
     """
     rng = random.Random(seed)
     configuration = current_configuration()
@@ -96,11 +96,12 @@ def process_demo_mail(processors: list[UserContext], administrator: UserContext,
         # Agents work Monday to Friday, and the demo registers each mail at noon on its arrival date.
         qualified_on = _weekday(row.arrival_date + timedelta(days=rng.randint(0, min(3, age))), row.arrival_date, today)
         qualified_at = _at(qualified_on, 14 if qualified_on == row.arrival_date else 10)
-        perform_action(actor, row.id, "qualify", ActionInput(), now=qualified_at)
+        perform_action(actor, row.id, "qualify", ActionInput(), now=min(qualified_at, latest or qualified_at))
         closed_on = _weekday(_closing_day(rng, qualified_on, row.due_date, today), qualified_on, today)
+        closed_at = _at(closed_on, 17)
         action = configuration.actions["close"]
         required = next((item.fields for item in action.required_fields if item.mail_type == row.mail_type), [])
         values = {name: CLOSING_VALUES[name] for name in required if not row.fields.get(name) and name in CLOSING_VALUES}
-        perform_action(actor, row.id, "close", ActionInput(fields=values), now=_at(closed_on, 17))
+        perform_action(actor, row.id, "close", ActionInput(fields=values), now=min(closed_at, latest or closed_at))
         closed += 1
     return closed

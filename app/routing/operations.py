@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask_appbuilder.security.sqla.models import User
@@ -177,7 +177,7 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
 
 
 def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, actor_id: int | None,
-                  today: date, new_mail: bool = False) -> dict[str, Any]:
+                  today: date, new_mail: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """Add the routed copies and the model's copies and opinions to the mail; return the trace to store.
 
     ``new_mail`` is true when the mail was inserted in this transaction and has
@@ -190,12 +190,12 @@ def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, a
     for name in plan.outcome.copy_users:
         if name not in users:
             plan.notes.append(f"copy to {name} skipped: unknown or inactive user")
-    copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id, existing=existing)
+    copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id, now, existing=existing)
     names = target_names(users, codes)
     added = {"copies": [describe_target(entry, names) for entry in copies], "opinions": []}
     model = configuration.distribution_lists.get(plan.model_id) if plan.model_id else None
     if model is not None:
-        from_model = apply_model(mail, model, actor_id, today, existing=existing)
+        from_model = apply_model(mail, model, actor_id, today, now, existing=existing)
         added["copies"] += from_model["copies"]
         added["opinions"] += from_model["opinions"]
     trace = plan.trace()

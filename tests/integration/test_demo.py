@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -10,9 +10,11 @@ from sqlalchemy import func, select
 from app.attachments.models import Attachment
 from app.correspondents.operations import CorrespondentInput
 from app.demo.cli import load_demo_mail
+from app.distribution.models import DistributionEntry
 from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import PARIS, Registration, register_mail
+from app.notifications.models import Notification
 from tests.conftest import user_context
 
 
@@ -49,6 +51,23 @@ def test_demo_mail_processed_in_the_past(app_context):
     assert all(moment.astimezone(PARIS).weekday() < 5 for moment in closing_days)
     assert all(entry.at >= entry.mail.created_at for entry in actions)
     assert all(link.correspondent.created_at <= mail.created_at for mail in mails for link in mail.correspondents)
+
+
+def test_registration_moment_dates_copies_and_notices(app_context):
+    moment = datetime(2026, 3, 2, 12, 0, tzinfo=PARIS)
+    registration = Registration(
+        mail_type="parliamentary_letter", subject="Question écrite sur les titres de séjour",
+        arrival_date=date(2026, 3, 2), fields={"elected_official": "Mme Hélène Dupré", "chamber": "assemblee_nationale"},
+        correspondent=CorrespondentInput(last_name="Dupré", first_name="Hélène"),
+    )
+    mail = register_mail(user_context("courrier"), registration, now=moment)
+    copies = db.session.execute(select(DistributionEntry).where(DistributionEntry.mail_id == mail.id)).scalars().all()
+    notices = db.session.execute(select(Notification).where(Notification.mail_id == mail.id)).scalars().all()
+
+    assert copies
+    assert all(entry.requested_at == moment for entry in copies)
+    assert notices
+    assert all(notice.created_at == moment for notice in notices)
 
 
 def test_typed_values_stored_as_json(app_context):
