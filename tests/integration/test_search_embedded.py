@@ -126,3 +126,22 @@ def test_planner_settings_reset_after_search(app_context, text):
     assert len(settings) <= 3
     if text == "zzzinconnu":
         assert len(settings) == 2
+
+
+def test_planner_settings_reset_after_python_error(app_context, monkeypatch):
+    """A search that fails in Python, not in the database, still sets the planner settings back."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("only the embedded backend on PostgreSQL changes planner settings")
+    register_corpus()
+    backend = EmbeddedBackend()
+    index_all(backend)
+    before = db.session.execute(sql_text("SHOW enable_mergejoin")).scalar_one()
+
+    def fail(*_arguments):
+        raise KeyError("mail deleted during the search")
+
+    monkeypatch.setattr(EmbeddedBackend, "_hits", staticmethod(fail))
+    with pytest.raises(KeyError):
+        search(user_context("admin"), SearchRequest(text="séjour"), backend=backend)
+
+    assert db.session.execute(sql_text("SHOW enable_mergejoin")).scalar_one() == before

@@ -41,6 +41,7 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.types import utcnow
@@ -267,9 +268,15 @@ class EmbeddedBackend:
         token = _search_settings.set(settings)
         try:
             result = self._search(user, request, parsed, filters)
+        except SQLAlchemyError:
+            # The transaction failed, and its settings end with it.
+            raise
+        except Exception:
+            # Any other error leaves the transaction open: the rest of the request plans without them.
+            settings.reset()
+            raise
         finally:
             _search_settings.reset(token)
-        # On an error the transaction ends, and the settings with it.
         settings.reset()
         return result
 
