@@ -166,16 +166,7 @@ class ContentStore:
         Only an existing object whose content no longer matches its SHA-256
         is overwritten, by the verified new copy.
         """
-        descriptor, temp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=_TEMP_PREFIX, suffix=".part")
-        temp_path = Path(temp_name)
-        try:
-            with os.fdopen(descriptor, "wb") as temp_file:
-                sha256, size = self._copy_limited(stream, temp_file, max_bytes)
-                temp_file.flush()
-                os.fsync(temp_file.fileno())
-            return self._publish(temp_path, sha256, size)
-        finally:
-            temp_path.unlink(missing_ok=True)
+        return self.publish(self.stage(stream, max_bytes))
 
     def stage(self, stream: BinaryIO, max_bytes: int) -> StagedBlob:
         """Write ``stream`` to a temporary file in ``root/tmp`` and return it, to check before publish() or discard().
