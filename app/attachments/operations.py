@@ -136,13 +136,6 @@ def store_upload(upload: Upload, actor_name: str) -> StoredUpload:
     return store_checked([checked])[0]
 
 
-def upload_errors(uploads: list[Upload], actor_name: str) -> list[str]:
-    """Check each of ``uploads`` without storing it and return the messages of the rejected ones."""
-    checked = check_uploads(uploads, actor_name)
-    discard_checked(checked)
-    return [item.error for item in checked if item.error is not None]
-
-
 def readable_pdf(path: Path) -> bool:
     """Return whether the PDF at ``path`` looks whole: pypdf finds a page in it, or it ends with ``%%EOF``.
 

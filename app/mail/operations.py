@@ -25,7 +25,6 @@ from app.attachments.operations import (
     check_uploads,
     discard_checked,
     store_checked,
-    upload_errors,
 )
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
@@ -86,6 +85,9 @@ class Registration:
     correspondent: CorrespondentInput | None = None
     uploads: list[Upload] = field(default_factory=list)
     locale: str = "fr"
+    # Errors the caller found reading the input, such as a date it could not parse, by field name.
+    # check_registration() reports them with its own, so that the agent sees every error at once.
+    input_errors: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,16 +183,15 @@ def _due_date(spec: MailTypeSpec, department: Department, arrival: date) -> date
 
 def check_registration(
     actor: UserContext, registration: Registration, configuration: Configuration, today: date,
-    plan: RoutingPlan | None = None, other_errors: bool = False,
+    plan: RoutingPlan | None = None,
 ) -> _Checked:
     """Validate everything that needs no write, raising ValidationFailed with every error.
 
     ``plan`` is the routing of this registration: its department row and the
-    assignee it found in that department are not read again. When the
-    registration is invalid (or ``other_errors`` says that the caller found
-    errors already), a typed correspondent that probably exists is reported
-    with the other errors, as DuplicateCorrespondent, instead of on the next
-    submit.
+    assignee it found in that department are not read again. The errors
+    include the registration's ``input_errors``. When there is any, a typed
+    correspondent that probably exists is reported with them, as
+    DuplicateCorrespondent, instead of on the next submit.
     """
     spec = configuration.mail_types.get(registration.mail_type)
     if spec is None:
@@ -198,7 +199,7 @@ def check_registration(
     if not actor.can_register(spec.id):
         raise PermissionDenied(_l("You may not register mail of type %(type)s.", type=spec.labels.get(registration.locale)))
 
-    errors: dict[str, list[str]] = {}
+    errors = {key: list(messages) for key, messages in registration.input_errors.items()}
     arrival = _check_common(registration, errors, today)
     department = _check_department(registration, spec, errors, plan.department_row if plan else None)
     routed_member = plan.routed_assignee_id if plan and department is plan.department_row else None
@@ -207,7 +208,7 @@ def check_registration(
     field_values, field_errors = clean_field_values(spec, registration.fields, registration.locale)
     for key, messages in field_errors.items():
         errors.setdefault(f"field_{key}", []).extend(messages)
-    if errors or department is None or other_errors:
+    if errors or department is None:
         probable = probable_duplicates(registration.correspondent) if registration.correspondent else []
         if probable:
             raise DuplicateCorrespondent(probable, errors)
@@ -235,12 +236,10 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
         files = check_uploads(registration.uploads, actor.display_name)
         try:
             file_errors = [item.error for item in files if item.error is not None]
-            try:
-                plan, checked = route_and_check(actor, registration, configuration, today, bool(file_errors))
-            except ValidationFailed as failure:
-                raise _with_file_errors(failure, file_errors) from None
             if file_errors:
-                raise ValidationFailed({"attachments": file_errors})
+                input_errors = {**registration.input_errors, "attachments": file_errors}
+                registration = dataclasses.replace(registration, input_errors=input_errors)
+            plan, checked = _route_and_check(actor, registration, configuration, today)
             stored = store_checked(files)
         finally:
             discard_checked(files)
@@ -256,40 +255,23 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     return mail
 
 
-def with_upload_errors(failure: ValidationFailed, uploads: list[Upload], actor_name: str) -> ValidationFailed:
-    """Return ``failure`` with the errors of the rejected ``uploads`` added under "attachments"."""
-    return _with_file_errors(failure, upload_errors(uploads, actor_name))
-
-
-def _with_file_errors(failure: ValidationFailed, messages: list[str]) -> ValidationFailed:
-    if not messages:
-        return failure
-    errors = {key: list(values) for key, values in failure.field_errors.items()}
-    errors.setdefault("attachments", []).extend(messages)
-    if isinstance(failure, DuplicateCorrespondent):
-        return DuplicateCorrespondent(failure.candidates, errors)
-    return ValidationFailed(errors, failure.message)
-
-
 def _with_chrono(mail: Mail) -> tuple[Mail, str]:
     # Read before the commit, which expires the mail: reading it afterwards would be one more query.
     return mail, mail.chrono
 
 
-def route_and_check(
-    actor: UserContext, registration: Registration, configuration: Configuration, today: date,
-    other_errors: bool = False,
+def _route_and_check(
+    actor: UserContext, registration: Registration, configuration: Configuration, today: date
 ) -> tuple[RoutingPlan, _Checked]:
-    """Route ``registration`` and check it as routed; ``other_errors`` as for check_registration()."""
     # Routing fills what the agent left empty; what they chose on the form overrides the rules.
     plan = plan_routing(registration, configuration)
-    return plan, check_registration(actor, plan.registration, configuration, today, plan, other_errors)
+    return plan, check_registration(actor, plan.registration, configuration, today, plan)
 
 
 def _route_check_insert(
     actor: UserContext, registration: Registration, configuration: Configuration, today: date, moment: datetime
 ) -> Mail:
-    plan, checked = route_and_check(actor, registration, configuration, today)
+    plan, checked = _route_and_check(actor, registration, configuration, today)
     return _insert_mail(actor, plan.registration, checked, [], configuration, today, moment, plan)
 
 

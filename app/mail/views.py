@@ -34,13 +34,7 @@ from app.mail.forms import (
     custom_field_names,
 )
 from app.mail.models import Mail
-from app.mail.operations import (
-    Registration,
-    register_mail,
-    route_and_check,
-    today_in_paris,
-    with_upload_errors,
-)
+from app.mail.operations import Registration, register_mail
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -172,13 +166,13 @@ def _correspondent_input(form: RegistrationFormBase) -> CorrespondentInput:
     )
 
 
-def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_id: str, locale: str) -> Registration:
+def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: str) -> Registration:
     errors: dict[str, list[str]] = {}
     arrival = _parse_optional_date(form, "arrival_date", errors)
     letter = _parse_optional_date(form, "letter_date", errors)
     assignee = (form.assignee_id.data or "").strip()
     spec = current_configuration().mail_types[type_id]
-    registration = Registration(
+    return Registration(
         mail_type=type_id,
         subject=form.subject.data or "",
         arrival_date=arrival,
@@ -199,20 +193,9 @@ def _registration_from_form(user: UserContext, form: RegistrationFormBase, type_
             if file and file.filename
         ],
         locale=locale,
+        # A date that could not be read is reported by register_mail() with every other error.
+        input_errors=errors,
     )
-    if errors:
-        # A date could not be read: check the rest as well, so that the page shows every error at once.
-        failure = ValidationFailed(errors)
-        try:
-            # Routed first, as register_mail() checks it: the rules fill the department and the assignee.
-            route_and_check(user, registration, current_configuration(), today_in_paris(), other_errors=True)
-        except ValidationFailed as others:
-            for key, messages in others.field_errors.items():
-                errors.setdefault(key, messages)
-            if isinstance(others, DuplicateCorrespondent):
-                failure = DuplicateCorrespondent(others.candidates, errors)
-        raise with_upload_errors(failure, registration.uploads, user.display_name)
-    return registration
 
 
 def _show_errors(form: RegistrationFormBase, failure: ValidationFailed) -> None:
@@ -268,7 +251,7 @@ class MailView(BaseView):
         candidates: list[Any] = []
         if request.method == "POST" and form.validate_on_submit():
             try:
-                mail = register_mail(user, _registration_from_form(user, form, type_id, locale))
+                mail = register_mail(user, _registration_from_form(form, type_id, locale))
             except DuplicateCorrespondent as duplicate:
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
