@@ -97,14 +97,19 @@ def _add_security_headers(response: Any) -> Any:
     return response
 
 
+def _language() -> str:
+    """Return the language of the request, "fr" or "en", the key of the configuration's labels."""
+    locale = get_locale()
+    return locale.language if locale else "fr"
+
+
 def _legal_date(value: date | None, style: str = "short") -> str:
     """Format a legal date: dd/mm/yyyy, or "4 décembre 2026" with style="long"."""
     if value is None:
         return ""
     if style == "long":
         # As in generated documents: "1er mai 2026", and "19 January 2027" where Babel's "en" is American.
-        locale = get_locale()
-        return long_date(value, locale.language if locale else "fr")
+        return long_date(value, _language())
     return value.strftime("%d/%m/%Y")
 
 
@@ -162,8 +167,7 @@ def _routing_rule_names(rule_set_id: str, rule_id: str) -> tuple[str, str]:
     """
     from app.configuration.operations import current_configuration
 
-    locale = get_locale()
-    language = locale.language if locale else "fr"
+    language = _language()
     # Stored JSON: written by this code as text, but shown as text whatever it holds.
     rule_set_id, rule_id = str(rule_set_id), str(rule_id)
     rule_set = current_configuration().routing.get(rule_set_id)
@@ -199,8 +203,7 @@ def _routing_check(condition: str, value: Any) -> tuple[str, str]:
     from app.mail.forms import CHANNEL_CHOICES, KIND_CHOICES, PRIORITY_CHOICES
     from app.mail.views import CATEGORY_LABELS
 
-    locale = get_locale()
-    language = locale.language if locale else "fr"
+    language = _language()
     configuration = current_configuration()
     condition = str(condition)
     if isinstance(value, (list, tuple)):
