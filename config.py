@@ -80,7 +80,11 @@ class BaseConfig:
     # Upload limits: one file and one whole request, in bytes.
     MAX_UPLOAD_BYTES = _env("MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
     MAX_CONTENT_LENGTH = _env("MAX_CONTENT_LENGTH", 200 * 1024 * 1024)
-    MAX_ATTACHMENTS_PER_MAIL = 20
+    MAX_ATTACHMENTS_PER_MAIL = _env("MAX_ATTACHMENTS_PER_MAIL", 20)
+    # Stored files no row refers to (a registration whose transaction failed after storing its
+    # files) are deleted each night at STORAGE_SWEEP_HOUR (Europe/Paris), once this many hours old.
+    STORAGE_SWEEP_HOUR = _env("STORAGE_SWEEP_HOUR", 3)
+    STORAGE_SWEEP_GRACE_HOURS = _env("STORAGE_SWEEP_GRACE_HOURS", 48)
 
     BASKET_PAGE_SIZE = _env("BASKET_PAGE_SIZE", 25)
     # Seconds a worker keeps the applied configuration before checking for a newer version.
@@ -189,6 +193,10 @@ def validate(settings: dict[str, Any]) -> None:
             )
     if int(settings.get("MAX_UPLOAD_BYTES", 0)) <= 0:
         raise ConfigurationError("ESTAFETTE_MAX_UPLOAD_BYTES must be a positive number of bytes.")
+    if int(settings.get("MAX_ATTACHMENTS_PER_MAIL", 1)) <= 0:
+        raise ConfigurationError("ESTAFETTE_MAX_ATTACHMENTS_PER_MAIL must be a positive number of files.")
+    if int(settings.get("STORAGE_SWEEP_GRACE_HOURS", 48)) < 1:
+        raise ConfigurationError("ESTAFETTE_STORAGE_SWEEP_GRACE_HOURS must be at least 1 hour.")
     if settings.get("SCHEDULER_MODE", "off") not in SCHEDULER_MODES:
         raise ConfigurationError(
             f"ESTAFETTE_SCHEDULER_MODE {settings['SCHEDULER_MODE']!r} is invalid: use one of {', '.join(SCHEDULER_MODES)}."

@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 64 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TEMP_PREFIX = "upload-"
+# Name prefix of an object being deleted by sweep(), in the temporary folder.
+_SWEPT_PREFIX = "swept-"
 
 
 class StorageError(Exception):
@@ -237,7 +239,10 @@ class ContentStore:
 
         if existing_sha256 == sha256:
             # Refresh the time stamp so sweep() grants the new reference its grace period.
-            os.utime(object_path)
+            try:
+                os.utime(object_path)
+            except FileNotFoundError:
+                return self._publish(temp_path, sha256, size)
             logger.info("Blob %s already stored, reusing it", sha256)
         else:
             logger.error(
@@ -286,44 +291,64 @@ class ContentStore:
 
     # --- Garbage collection ----------------------------------------------
 
-    def sweep(self, referenced: Iterable[str], older_than: timedelta) -> list[str]:
-        """Delete unreferenced objects and stale temporary files.
+    def sweep(
+        self, referenced: Callable[[list[str]], Collection[str]], older_than: timedelta, batch_size: int = 500,
+    ) -> list[str]:
+        """Delete unreferenced objects and stale temporary files; return the SHA-256 of the deleted objects, sorted.
 
-        An object is deleted only when its SHA-256 is not in ``referenced``
-        and its modification time is more than ``older_than`` ago, so a file
-        stored just before its database row commits is kept. Temporary files
-        older than ``older_than`` are deleted too. Returns the SHA-256 of the
-        deleted objects, sorted. Empty shard directories are left in place
-        because a concurrent put_stream() may be about to link into them.
+        An object is a candidate when its modification time is more than
+        ``older_than`` ago, so a file stored just before its database row
+        commits is kept. ``referenced`` is called with up to ``batch_size``
+        candidates and returns those that rows still refer to; the others are
+        deleted. Temporary files older than ``older_than`` are deleted too.
+        Empty shard directories are left in place because a concurrent
+        put_stream() may be about to link into them.
+
+        An upload that reuses an object refreshes its time stamp, and one that
+        finds it gone links its own copy. The sweep first renames the object
+        out of place, then deletes it only if its time stamp is still old, and
+        links it back otherwise. So an upload at the same moment loses nothing.
         """
-        # NOTE: there is no lock between sweep() and put_stream(). If an upload
-        # reuses an old unreferenced object in the instant between the age
-        # check and the unlink below, that object is lost. Run sweep() at a
-        # time of day with no uploads.
-        keep = {value.lower() for value in referenced}
         cutoff = time.time() - older_than.total_seconds()
         deleted: list[str] = []
-
+        candidates: list[str] = []
         for object_path in self.objects_dir.glob("*/*/*"):
             sha256 = object_path.name
-            if _SHA256_HEX.fullmatch(sha256) is None or sha256 in keep:
-                continue
-            if self._delete_if_older(object_path, cutoff):
-                deleted.append(sha256)
-                logger.info("Deleted unreferenced blob %s", sha256)
+            if _SHA256_HEX.fullmatch(sha256) is not None and _older(object_path, cutoff):
+                candidates.append(sha256)
+        for start in range(0, len(candidates), batch_size):
+            batch = candidates[start:start + batch_size]
+            in_use = set(referenced(batch))
+            deleted.extend(sha256 for sha256 in batch if sha256 not in in_use and self._delete_object(sha256, cutoff))
 
         for temp_path in self.tmp_dir.glob(f"{_TEMP_PREFIX}*"):
-            if self._delete_if_older(temp_path, cutoff):
+            if _older(temp_path, cutoff):
+                temp_path.unlink(missing_ok=True)
                 logger.info("Deleted stale temporary file %s", temp_path.name)
-
         return sorted(deleted)
 
-    @staticmethod
-    def _delete_if_older(path: Path, cutoff: float) -> bool:
+    def _delete_object(self, sha256: str, cutoff: float) -> bool:
+        object_path = self.path_for(sha256)
+        moved = self.tmp_dir / f"{_SWEPT_PREFIX}{sha256}"
         try:
-            if not path.is_file() or path.stat().st_mtime >= cutoff:
-                return False
-            path.unlink()
+            os.replace(object_path, moved)
         except FileNotFoundError:
             return False
-        return True
+        if _older(moved, cutoff):
+            moved.unlink()
+            logger.info("Deleted unreferenced blob %s", sha256)
+            return True
+        # An upload reused it meanwhile: put it back, unless that upload already linked its own copy.
+        try:
+            os.link(moved, object_path)
+        except FileExistsError:
+            pass
+        moved.unlink()
+        return False
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.is_file() and path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False

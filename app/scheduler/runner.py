@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.attachments.tasks import sweep_content_store
 from app.core.db import run_in_write_transaction
 from app.core.types import utcnow
 from app.extensions import db
@@ -67,22 +68,27 @@ def _pass_tolerance(config: dict[str, Any]) -> float:
     return max(3 * float(config["SCHEDULER_INTERVAL_SECONDS"]), 300.0)
 
 
-def _daily_digest_slot(now: datetime, config: dict[str, Any]) -> datetime:
-    local = now.astimezone(PARIS)
-    slot = datetime.combine(local.date(), time(int(config["DIGEST_HOUR"])), tzinfo=PARIS)
-    if slot <= local:
-        slot = datetime.combine(local.date() + timedelta(days=1), time(int(config["DIGEST_HOUR"])), tzinfo=PARIS)
-    return slot.astimezone(UTC)
+def _daily_at(hour_setting: str) -> Callable[[datetime, dict[str, Any]], datetime]:
+    """Return the slot function of a job run each day at the hour (Europe/Paris) of the setting ``hour_setting``."""
+    def next_slot(now: datetime, config: dict[str, Any]) -> datetime:
+        local = now.astimezone(PARIS)
+        hour = time(int(config[hour_setting]))
+        slot = datetime.combine(local.date(), hour, tzinfo=PARIS)
+        if slot <= local:
+            slot = datetime.combine(local.date() + timedelta(days=1), hour, tzinfo=PARIS)
+        return slot.astimezone(UTC)
+    return next_slot
 
 
 # Order matters: e-mail queued by the first two jobs leaves in the same pass.
 JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("send_reminders", sweep_reminders, _every_pass, _pass_tolerance),
-    JobDefinition("queue_digests", queue_digests, _daily_digest_slot, _pass_tolerance),
+    JobDefinition("queue_digests", queue_digests, _daily_at("DIGEST_HOUR"), _pass_tolerance),
     JobDefinition("deliver_email", deliver_email, _every_pass, _pass_tolerance),
     # Last, so that the changes made by the jobs above are indexed in the same pass.
     JobDefinition("index_search_outbox", index_pending_changes, _every_pass, _pass_tolerance),
     JobDefinition("recognise_attachments", recognise_scanned_attachments, _every_pass, _pass_tolerance),
+    JobDefinition("sweep_content_store", sweep_content_store, _daily_at("STORAGE_SWEEP_HOUR"), _pass_tolerance),
 )
 
 

@@ -189,10 +189,14 @@ def test_open_verified_rejects_bad_digest(store: ContentStore) -> None:
 # --- Sweep ---------------------------------------------------------------
 
 
+def _nothing_referenced(candidates: list[str]) -> set[str]:
+    return set()
+
+
 def test_sweep_deletes_old_unreferenced(store: ContentStore) -> None:
     blob = store.put_bytes(b"orphan")
     _age(blob.path, 7200)
-    deleted = store.sweep(referenced=[], older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
     assert deleted == [blob.sha256]
     assert not blob.path.exists()
 
@@ -200,14 +204,14 @@ def test_sweep_deletes_old_unreferenced(store: ContentStore) -> None:
 def test_sweep_keeps_referenced(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     _age(blob.path, 7200)
-    deleted = store.sweep(referenced=[CONTENT_SHA256], older_than=timedelta(hours=1))
+    deleted = store.sweep(lambda candidates: {CONTENT_SHA256} & set(candidates), older_than=timedelta(hours=1))
     assert deleted == []
     assert blob.path.exists()
 
 
 def test_sweep_keeps_young_unreferenced(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
-    deleted = store.sweep(referenced=[], older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
     assert deleted == []
     assert blob.path.exists()
 
@@ -216,7 +220,7 @@ def test_sweep_reuse_refreshes_grace(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     _age(blob.path, 7200)
     store.put_bytes(CONTENT)
-    deleted = store.sweep(referenced=[], older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
     assert deleted == []
 
 
@@ -226,7 +230,7 @@ def test_sweep_removes_stale_temp(store: ContentStore) -> None:
     _age(stale, 7200)
     fresh = store.tmp_dir / "upload-fresh.part"
     fresh.write_bytes(b"partial")
-    store.sweep(referenced=[], older_than=timedelta(hours=1))
+    store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
     assert not stale.exists()
     assert fresh.exists()
 
@@ -236,5 +240,36 @@ def test_sweep_ignores_foreign_files(store: ContentStore) -> None:
     foreign.parent.mkdir(parents=True)
     foreign.write_text("not an object")
     _age(foreign, 7200)
-    store.sweep(referenced=[], older_than=timedelta(hours=1))
+    store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
     assert foreign.exists()
+
+
+def test_sweep_keeps_an_object_reused_while_references_are_read(store: ContentStore) -> None:
+    blob = store.put_bytes(CONTENT)
+    _age(blob.path, 7200)
+
+    def upload_meanwhile(candidates: list[str]) -> set[str]:
+        # A registration stores the same letter while the sweep reads the references.
+        store.put_bytes(CONTENT)
+        return set()
+
+    deleted = store.sweep(upload_meanwhile, older_than=timedelta(hours=1))
+    assert deleted == []
+    assert store.read_verified(CONTENT_SHA256) == blob.path
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_sweep_asks_for_references_in_batches(store: ContentStore) -> None:
+    blobs = [store.put_bytes(f"letter {number}".encode()) for number in range(5)]
+    for blob in blobs:
+        _age(blob.path, 7200)
+    asked: list[int] = []
+
+    def first_referenced(candidates: list[str]) -> set[str]:
+        asked.append(len(candidates))
+        return {blobs[0].sha256} & set(candidates)
+
+    deleted = store.sweep(first_referenced, older_than=timedelta(hours=1), batch_size=2)
+    assert asked == [2, 2, 1]
+    assert deleted == sorted(blob.sha256 for blob in blobs[1:])
+    assert blobs[0].path.exists()

@@ -1,0 +1,63 @@
+"""The nightly sweep of the content store: files no row refers to go, the others stay."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import String
+
+from app.attachments.operations import Upload, content_store
+from app.attachments.tasks import BLOB_COLUMNS
+from app.mail.operations import register_mail
+from app.scheduler.runner import SchedulerRunner
+from tests.conftest import user_context
+from tests.integration.test_registration import _pdf, _residence_request
+
+THREE_DAYS = 3 * 24 * 3600
+
+
+def _age(path: os.PathLike[str], seconds: int) -> None:
+    moment = time.time() - seconds
+    os.utime(path, (moment, moment))
+
+
+def test_nightly_sweep_deletes_only_old_unreferenced_files(app):
+    with app.app_context():
+        mail = register_mail(user_context("courrier"), _residence_request(
+            uploads=[Upload(io.BytesIO(_pdf()), "lettre.pdf", kind="letter")],
+        ))
+        letter = mail.attachments[0].sha256
+        store = content_store()
+        # What a registration whose transaction failed after storing its file leaves behind.
+        orphan = store.put_bytes(b"%PDF-1.7 stored, then the transaction failed")
+        recent = store.put_bytes(b"%PDF-1.7 stored a moment ago, its row not committed yet")
+        for sha256 in (letter, orphan.sha256):
+            _age(store.path_for(sha256), THREE_DAYS)
+
+    runner = SchedulerRunner(app, holder="sweep")
+    runner.run_pass(datetime(2026, 12, 4, 20, 0, tzinfo=UTC))
+    # 03:30 in Paris, after the sweep's hour.
+    night = runner.run_pass(datetime(2026, 12, 5, 2, 30, tzinfo=UTC))
+    later = runner.run_pass(datetime(2026, 12, 5, 2, 31, tzinfo=UTC))
+
+    assert night.ran["sweep_content_store"] == {"deleted": 1}
+    assert "sweep_content_store" not in later.ran
+    with app.app_context():
+        assert not store.exists(orphan.sha256)
+        assert store.exists(recent.sha256)
+        assert store.read_verified(letter).is_file()
+
+
+def test_sweep_reads_every_file_column(app):
+    # A file column missing from BLOB_COLUMNS would have its files deleted by the sweep.
+    declared = {(column.table.name, column.name) for column in BLOB_COLUMNS}
+    found = {
+        (table.name, column.name)
+        for table in BLOB_COLUMNS[0].table.metadata.sorted_tables
+        for column in table.columns
+        if column.name.endswith("sha256") and isinstance(column.type, String) and table.name != "search_extracted_text"
+    }
+    assert declared == found
