@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
@@ -230,6 +231,7 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     # The moment of registration, in the past for demo mail registered at its arrival date.
     moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
+    registration = _within_file_limit(registration)
     if registration.uploads:
         # The files are checked in the store's temporary folder and stored only when the whole
         # registration is valid, so that an invalid one stores none and reports every error at once.
@@ -253,6 +255,19 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
         )
     log.info("mail %s registered by %s", chrono, actor.display_name)
     return mail
+
+
+def _within_file_limit(registration: Registration) -> Registration:
+    """Return ``registration``, or, past the limit of files per mail, the same without its files and with the error."""
+    limit = int(current_app.config["MAX_ATTACHMENTS_PER_MAIL"])
+    count = len(registration.uploads)
+    if count <= limit:
+        return registration
+    log.info("registration with %s files refused: the limit is %s", count, limit)
+    message = _l("A mail holds at most %(limit)s files, and %(count)s were chosen: scan the pages of one document into one PDF.",
+                 limit=limit, count=count)
+    input_errors = {**registration.input_errors, "attachments": [str(message)]}
+    return dataclasses.replace(registration, uploads=[], input_errors=input_errors)
 
 
 def _with_chrono(mail: Mail) -> tuple[Mail, str]:

@@ -259,6 +259,23 @@ def test_registration_after_rolled_back_insert(app_context):
     assert outbox == [second.id]
 
 
+def test_files_past_the_limit_refused_before_any_is_written(app_context, monkeypatch):
+    monkeypatch.setitem(app_context.config, "MAX_ATTACHMENTS_PER_MAIL", 2)
+    pdf = _pdf()
+    temporary = set(content_store().tmp_dir.iterdir())
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), _residence_request(
+            subject=" ", uploads=[Upload(io.BytesIO(pdf), f"page-{number}.pdf") for number in range(3)],
+        ))
+    errors = failure.value.field_errors
+    assert errors["attachments"] == [
+        "Un courrier contient au plus 2 fichiers, et 3 ont été choisis : numérisez les pages d'un même document en un seul PDF."
+    ]
+    assert "subject" in errors
+    assert set(content_store().tmp_dir.iterdir()) == temporary
+    assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 0
+
+
 def test_registration_counts_attachments(app_context):
     from app.statistics.cli import rebuild
     from app.statistics.models import MailStatistics, StatisticsCount
