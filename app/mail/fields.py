@@ -96,6 +96,11 @@ def _check_range(spec: FieldSpec, number: Decimal, locale: str) -> None:
         raise FieldInvalid(_("The value must be at most %(limit)s.", limit=written(spec.max)))
 
 
+# The largest amount a decimal field takes, whatever its declared limits: beyond 28 digits a
+# decimal cannot be rounded to cents, and no mail names a sum near this one.
+MAX_AMOUNT = Decimal("999999999999999.99")
+
+
 def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
     # The example follows the rule parse_decimal() applies in this locale, the only one accepted here.
     example = "12 345,50" if locale.lower().startswith("fr") else "12,345.50"
@@ -112,6 +117,10 @@ def _clean_decimal(spec: FieldSpec, value: Any, locale: str) -> str:
     if number.normalize().as_tuple().exponent < -2:
         raise FieldInvalid(_("An amount has at most two decimals: write it as %(example)s.", example=example))
     _check_range(spec, number, locale)
+    if abs(number) > MAX_AMOUNT:
+        if number > 0:
+            raise FieldInvalid(_("The value must be at most %(limit)s.", limit=format_decimal(MAX_AMOUNT, locale)))
+        raise FieldInvalid(_("The value must be at least %(limit)s.", limit=format_decimal(-MAX_AMOUNT, locale)))
     return str(number.quantize(Decimal("0.01")))
 
 

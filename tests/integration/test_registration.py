@@ -145,6 +145,22 @@ def test_amount_with_three_decimals_rejected(app_context, typed):
     assert "deux décimales" in _amount_errors(typed)
 
 
+@pytest.mark.parametrize(("typed", "message"), [
+    ("1" + "0" * 28, "La valeur doit être inférieure ou égale à 999\u202f999\u202f999\u202f999\u202f999,99."),
+    ("-" + "9" * 16, "La valeur doit être supérieure ou égale à -999\u202f999\u202f999\u202f999\u202f999,99."),
+])
+def test_amount_beyond_fifteen_digits_refused_without_declared_limit(app_context, typed, message):
+    from app.configuration.operations import current_configuration
+    from app.mail.fields import clean_field_values
+
+    grant = current_configuration().mail_types["grant_request"]
+    unlimited = grant.model_copy(update={"fields": [
+        field.model_copy(update={"max": None, "min": None}) for field in grant.fields
+    ]})
+    values, errors = clean_field_values(unlimited, {"amount_requested": typed}, "fr")
+    assert errors == {"amount_requested": [message]}
+
+
 def test_failed_registration_returns_number(app_context):
     clerk = user_context("courrier")
     first = register_mail(clerk, _residence_request())
