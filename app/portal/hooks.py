@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -234,29 +233,25 @@ def _routing_check(condition: str, value: Any) -> tuple[str, str]:
     return (str(label) if label else condition), str(values.get(text, text))
 
 
-# The notes that routing stores in English in a mail's history (app/routing/operations.py), read
-# back to show them in the user's language. A note of another form is shown as stored.
-ROUTING_NOTES = (
-    (re.compile(r"department (?P<chosen>\S+) chosen on the form instead of (?P<routed>\S+)"),
-     _l("The department %(chosen)s was chosen on the form instead of %(routed)s, which the rules gave.")),
-    (re.compile(r"assignee chosen on the form"), _l("The assignee was chosen on the form, not by the rules.")),
-    (re.compile(r"assignee (?P<user>\S+) unknown or inactive: left empty"),
-     _l("The assignee %(user)s named by the rules is unknown or inactive: the mail has no assignee.")),
-    (re.compile(r"assignee (?P<user>\S+) is not in (?P<department>\S+): left empty"),
-     _l("The assignee %(user)s named by the rules is not in %(department)s: the mail has no assignee.")),
-    (re.compile(r"copy to (?P<user>\S+) skipped: unknown or inactive user"),
-     _l("No copy to %(user)s, who is unknown or inactive.")),
-)
+# The notes that routing stores in a mail's history (app/routing/operations.py), by code.
+ROUTING_NOTES = {
+    "department_chosen": _l("The department %(chosen)s was chosen on the form instead of %(routed)s, which the rules gave."),
+    "assignee_chosen": _l("The assignee was chosen on the form, not by the rules."),
+    "assignee_unknown": _l("The assignee %(user)s named by the rules is unknown or inactive: the mail has no assignee."),
+    "assignee_outside": _l("The assignee %(user)s named by the rules is not in %(department)s: the mail has no assignee."),
+    "copy_user_unknown": _l("No copy to %(user)s, who is unknown or inactive."),
+}
 
 
 def _routing_note(note: Any) -> str:
-    """Return a routing note of a mail's history in the user's language."""
-    note = str(note)
-    for pattern, message in ROUTING_NOTES:
-        match = pattern.fullmatch(note)
-        if match:
-            return str(message) % match.groupdict()
-    return note
+    """Return a routing note of a mail's history in the user's language; a note of another form as stored."""
+    if isinstance(note, dict) and note.get("code") in ROUTING_NOTES:
+        values = {key: str(value) for key, value in note.items()}
+        try:
+            return str(ROUTING_NOTES[note["code"]]) % values
+        except KeyError:
+            log.warning("routing note %r lacks a value of its message", note)
+    return str(note)
 
 
 # The header's search box shows the query typed on this page, so its menu is never kept.

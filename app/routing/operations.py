@@ -49,7 +49,8 @@ class RoutingPlan:
     department: str | None
     assignee_id: int | None
     model_id: str | None
-    notes: list[str] = field(default_factory=list)
+    # Where routing departed from the rules: a code of ROUTING_NOTES (app/portal/hooks.py) and its values.
+    notes: list[dict[str, str]] = field(default_factory=list)
     # The active department of ``department`` as routing read it, and the assignee routing
     # found in its tree, so that registration's checks do not read them again.
     department_row: Department | None = None
@@ -57,6 +58,9 @@ class RoutingPlan:
     # The correspondent picked on the form, as the rules read it: held here so that the
     # session's identity map keeps it and registration does not read it again.
     picked_correspondent: Correspondent | None = None
+
+    def note(self, code: str, **values: str) -> None:
+        self.notes.append({"code": code, **values})
 
     def trace(self) -> dict[str, Any]:
         trace = self.outcome.trace()
@@ -129,11 +133,11 @@ def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any) -> int |
         return None
     plan.department_row = found.Department
     if found.id is None:
-        plan.notes.append(f"assignee {wanted} unknown or inactive: left empty")
+        plan.note("assignee_unknown", user=wanted)
         log.warning("routing names assignee %s, who is unknown or inactive", wanted)
         return None
     if not found.is_member:
-        plan.notes.append(f"assignee {wanted} is not in {plan.department}: left empty")
+        plan.note("assignee_outside", user=wanted, department=plan.department)
         return None
     plan.routed_assignee_id = found.id
     return int(found.id)
@@ -148,7 +152,7 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
     department_code = manual_department or outcome.department or (spec.default_department if spec else None)
     plan = RoutingPlan(registration, outcome, department_code, None, None, picked_correspondent=picked)
     if manual_department and outcome.department and manual_department != outcome.department:
-        plan.notes.append(f"department {manual_department} chosen on the form instead of {outcome.department}")
+        plan.note("department_chosen", chosen=manual_department, routed=outcome.department)
 
     # The rules' list and assignee apply only when the rules chose the department.
     rules_chose_department = department_code == outcome.department
@@ -161,7 +165,7 @@ def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan
     if registration.assignee_id is not None:
         plan.assignee_id = registration.assignee_id
         if outcome.assignee:
-            plan.notes.append("assignee chosen on the form")
+            plan.note("assignee_chosen")
     else:
         rule_assignee = outcome.assignee if rules_chose_department else None
         wanted = rule_assignee or (model.assignee if model else None)
@@ -189,7 +193,7 @@ def apply_routing(mail: Mail, plan: RoutingPlan, configuration: Configuration, a
     codes = department_ids_by_code(plan.outcome.copy_departments)
     for name in plan.outcome.copy_users:
         if name not in users:
-            plan.notes.append(f"copy to {name} skipped: unknown or inactive user")
+            plan.note("copy_user_unknown", user=name)
     copies = add_copies(mail, list(users.values()), list(codes.values()), actor_id, now, existing=existing)
     names = target_names(users, codes)
     added = {"copies": [describe_target(entry, names) for entry in copies], "opinions": []}

@@ -16,7 +16,7 @@ from app.configuration.operations import current_configuration
 from app.correspondents.operations import CorrespondentInput
 from app.distribution.models import COPY, OPINION, DistributionEntry
 from app.extensions import db
-from app.mail.models import Mail
+from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import Registration, register_mail, today_in_paris
 from app.organisation.models import Department, UserDepartment
 from app.routing.samples import parse_samples, summarise
@@ -127,7 +127,7 @@ def test_form_department_overrides_rules(app_context):
     assert mail.handling_department.code == "DMI-SSE-BPT"
     assert mail.assignee.username == "sejour"
     notes = mail.history[0].details["routing"]["notes"]
-    assert notes == ["department DMI-SSE-BPT chosen on the form instead of DMI-SSE-BRT"]
+    assert notes == [{"code": "department_chosen", "chosen": "DMI-SSE-BPT", "routed": "DMI-SSE-BRT"}]
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_inactive_routed_assignee_left_empty(renewal_agent):
 
     assert mail.handling_department.code == "DMI-SSE-BRT"
     assert mail.assignee_id is None
-    assert "assignee renouvellement unknown or inactive: left empty" in mail.history[0].details["routing"]["notes"]
+    assert mail.history[0].details["routing"]["notes"] == [{"code": "assignee_unknown", "user": "renouvellement"}]
 
 
 def test_routed_assignee_outside_department_left_empty(renewal_agent):
@@ -175,7 +175,9 @@ def test_routed_assignee_outside_department_left_empty(renewal_agent):
 
     assert mail.handling_department.code == "DMI-SSE-BRT"
     assert mail.assignee_id is None
-    assert "assignee renouvellement is not in DMI-SSE-BRT: left empty" in mail.history[0].details["routing"]["notes"]
+    assert mail.history[0].details["routing"]["notes"] == [
+        {"code": "assignee_outside", "user": "renouvellement", "department": "DMI-SSE-BRT"}
+    ]
 
 
 def test_routed_mail_history_shows_rule(client_as, app):
@@ -214,7 +216,7 @@ def test_odd_stored_trace_still_shown(client_as, app):
                 {"rule": ["a"], "rule_set": ["b"], "checks": [{"value": 3}, {"condition": None, "value": None},
                                                             {"condition": "fields.amount_requested", "value": "1e999999999"}]},
             ],
-            "notes": [42, "<b>note</b>"],
+            "notes": [42, "<b>note</b>", {"code": "assignee_outside", "user": "x"}, {"code": "<i>unknown</i>"}],
         }}
         db.session.commit()
         mail_id = mail.id
@@ -224,6 +226,7 @@ def test_odd_stored_trace_still_shown(client_as, app):
     assert response.status_code == 200
     assert "Mots de l&#39;objet = séjour, titre de séjour" in page
     assert "&lt;b&gt;note&lt;/b&gt;" in page
+    assert "&lt;i&gt;unknown&lt;/i&gt;" in page
 
 
 def test_routing_note_shown_in_french(client_as, app):
@@ -235,6 +238,39 @@ def test_routing_note_shown_in_french(client_as, app):
 
     assert "Le service DMI-SSE-BPT a été choisi dans le formulaire au lieu de DMI-SN" in html
     assert "chosen on the form" not in html
+
+
+def test_migration_rewrites_stored_sentences_as_codes(app_context):
+    from flask_migrate import downgrade, upgrade
+
+    from tests.conftest import REPO
+
+    entry = _register_renewal().history[0]
+    sentences = [
+        "department DMI-SSE-BPT chosen on the form instead of DMI-SSE-BRT",
+        "assignee chosen on the form",
+        "assignee renouvellement unknown or inactive: left empty",
+        "assignee renouvellement is not in DMI-SSE-BRT: left empty",
+        "copy to dupont skipped: unknown or inactive user",
+        "a note of another form",
+    ]
+    entry.details = {**entry.details, "routing": {**entry.details["routing"], "notes": sentences}}
+    db.session.commit()
+    entry_id = entry.id
+    db.session.remove()
+
+    downgrade(directory=str(REPO / "migrations"), revision="0015")
+    upgrade(directory=str(REPO / "migrations"))
+
+    notes = db.session.get(HistoryEntry, entry_id).details["routing"]["notes"]
+    assert notes == [
+        {"code": "department_chosen", "chosen": "DMI-SSE-BPT", "routed": "DMI-SSE-BRT"},
+        {"code": "assignee_chosen"},
+        {"code": "assignee_unknown", "user": "renouvellement"},
+        {"code": "assignee_outside", "user": "renouvellement", "department": "DMI-SSE-BRT"},
+        {"code": "copy_user_unknown", "user": "dupont"},
+        "a note of another form",
+    ]
 
 
 # --- Load-time checks -------------------------------------------------------------
