@@ -85,6 +85,8 @@ class BaseConfig:
     # files) are deleted each night at STORAGE_SWEEP_HOUR (Europe/Paris), once this many hours old.
     STORAGE_SWEEP_HOUR = _env("STORAGE_SWEEP_HOUR", 3)
     STORAGE_SWEEP_GRACE_HOURS = _env("STORAGE_SWEEP_GRACE_HOURS", 48)
+    # Seconds the sweep works in one scheduler pass before it lets the other jobs run; it goes on at the next.
+    STORAGE_SWEEP_SECONDS = _env("STORAGE_SWEEP_SECONDS", 20)
 
     BASKET_PAGE_SIZE = _env("BASKET_PAGE_SIZE", 25)
     # Seconds a worker keeps the applied configuration before checking for a newer version.
@@ -197,6 +199,11 @@ def validate(settings: dict[str, Any]) -> None:
         raise ConfigurationError("ESTAFETTE_MAX_ATTACHMENTS_PER_MAIL must be a positive number of files.")
     if int(settings.get("STORAGE_SWEEP_GRACE_HOURS", 48)) < 1:
         raise ConfigurationError("ESTAFETTE_STORAGE_SWEEP_GRACE_HOURS must be at least 1 hour.")
+    for name in ("REMINDER_HOUR", "DIGEST_HOUR", "STORAGE_SWEEP_HOUR"):
+        if not 0 <= int(settings.get(name, 0)) <= 23:
+            raise ConfigurationError(f"ESTAFETTE_{name} must be an hour from 0 to 23, not {settings[name]}.")
+    if int(settings.get("STORAGE_SWEEP_SECONDS", 20)) < 1:
+        raise ConfigurationError("ESTAFETTE_STORAGE_SWEEP_SECONDS must be at least 1 second.")
     if settings.get("SCHEDULER_MODE", "off") not in SCHEDULER_MODES:
         raise ConfigurationError(
             f"ESTAFETTE_SCHEDULER_MODE {settings['SCHEDULER_MODE']!r} is invalid: use one of {', '.join(SCHEDULER_MODES)}."

@@ -31,6 +31,7 @@ __all__ = [
     "InvalidDigest",
     "StorageError",
     "StoredBlob",
+    "SweepProgress",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TEMP_PREFIX = "upload-"
 # Name prefix of an object being deleted by sweep(), in the temporary folder.
 _SWEPT_PREFIX = "swept-"
+_SHARD = re.compile(r"[0-9a-f]{2}")
+FIRST_SHARD = "00"
 
 
 class StorageError(Exception):
@@ -98,6 +101,15 @@ class StoredBlob:
     sha256: str
     size: int
     path: Path
+
+
+@dataclass
+class SweepProgress:
+    """What one call of ContentStore.sweep() did: the deleted objects, and the shard to start from next, if any."""
+
+    deleted: list[str]
+    # None when the sweep reached the last shard.
+    next_shard: str | None
 
 
 @dataclass(frozen=True)
@@ -293,8 +305,9 @@ class ContentStore:
 
     def sweep(
         self, referenced: Callable[[list[str]], Collection[str]], older_than: timedelta, batch_size: int = 500,
-    ) -> list[str]:
-        """Delete unreferenced objects and stale temporary files; return the SHA-256 of the deleted objects, sorted.
+        first_shard: str = FIRST_SHARD, deadline: float | None = None,
+    ) -> SweepProgress:
+        """Delete unreferenced objects and stale temporary files, shard by shard from ``first_shard``.
 
         An object is a candidate when its modification time is more than
         ``older_than`` ago, so a file stored just before its database row
@@ -304,28 +317,55 @@ class ContentStore:
         Empty shard directories are left in place because a concurrent
         put_stream() may be about to link into them.
 
+        The shards are the directories named by the first two hex digits. With
+        a ``deadline`` (a time.monotonic() value), the sweep stops after the
+        shard during which it passed, and the progress names the next shard.
+
         An upload that reuses an object refreshes its time stamp, and one that
         finds it gone links its own copy. The sweep first renames the object
         out of place, then deletes it only if its time stamp is still old, and
         links it back otherwise. So an upload at the same moment loses nothing.
+        An object left out of place by a sweep that stopped in between is put
+        back by the next one.
         """
+        self._restore_swept()
         cutoff = time.time() - older_than.total_seconds()
-        deleted: list[str] = []
-        candidates: list[str] = []
-        for object_path in self.objects_dir.glob("*/*/*"):
-            sha256 = object_path.name
-            if _SHA256_HEX.fullmatch(sha256) is not None and _older(object_path, cutoff):
-                candidates.append(sha256)
-        for start in range(0, len(candidates), batch_size):
-            batch = candidates[start:start + batch_size]
-            in_use = set(referenced(batch))
-            deleted.extend(sha256 for sha256 in batch if sha256 not in in_use and self._delete_object(sha256, cutoff))
+        progress = SweepProgress(deleted=[], next_shard=None)
+        shards = sorted(path.name for path in self.objects_dir.iterdir() if _SHARD.fullmatch(path.name))
+        for position, shard in enumerate(name for name in shards if name >= first_shard):
+            if position > 0 and deadline is not None and time.monotonic() > deadline:
+                progress.next_shard = shard
+                break
+            candidates = [
+                path.name for path in self.objects_dir.glob(f"{shard}/*/*")
+                if _SHA256_HEX.fullmatch(path.name) is not None and _older(path, cutoff)
+            ]
+            for start in range(0, len(candidates), batch_size):
+                batch = candidates[start:start + batch_size]
+                in_use = set(referenced(batch))
+                progress.deleted.extend(
+                    sha256 for sha256 in batch if sha256 not in in_use and self._delete_object(sha256, cutoff)
+                )
 
         for temp_path in self.tmp_dir.glob(f"{_TEMP_PREFIX}*"):
             if _older(temp_path, cutoff):
                 temp_path.unlink(missing_ok=True)
                 logger.info("Deleted stale temporary file %s", temp_path.name)
-        return sorted(deleted)
+        progress.deleted.sort()
+        return progress
+
+    def _restore_swept(self) -> None:
+        """Put back the objects a sweep renamed out of place and did not finish with."""
+        for moved in self.tmp_dir.glob(f"{_SWEPT_PREFIX}*"):
+            sha256 = moved.name.removeprefix(_SWEPT_PREFIX)
+            if _SHA256_HEX.fullmatch(sha256) is None:
+                continue
+            try:
+                os.link(moved, self.path_for(sha256))
+                logger.warning("Put back blob %s, left out of place by an interrupted sweep", sha256)
+            except FileExistsError:
+                pass
+            moved.unlink()
 
     def _delete_object(self, sha256: str, cutoff: float) -> bool:
         object_path = self.path_for(sha256)

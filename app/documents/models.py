@@ -64,10 +64,10 @@ class DocumentVersion(Model):
     document_id: Mapped[int] = mapped_column(ForeignKey("document.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer, nullable=False)
     # The editable file (.docx), as generated or as uploaded by the agent.
-    docx_sha256: Mapped[str | None] = mapped_column(String(64))
+    docx_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     docx_size: Mapped[int | None] = mapped_column(BigInteger)
     # The PDF made from it by LibreOffice, or the signed PDF; None until converted.
-    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     pdf_size: Mapped[int | None] = mapped_column(BigInteger)
     signed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     note: Mapped[str | None] = mapped_column(Text)

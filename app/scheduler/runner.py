@@ -2,7 +2,8 @@
 
 A pass (``SchedulerRunner.run_pass``) takes or renews the database lease, then
 runs each job whose persisted ``next_run_at`` has passed and sets the next
-one from the current time. Missed slots therefore give one run, not one per
+one from the current time; a job whose summary counts ``remaining`` work runs
+again at the next pass. Missed slots therefore give one run, not one per
 slot: after downtime a job runs once, and the run is recorded as late. The
 jobs work on stored rows (reminders, queued e-mail, notifications, the search
 outbox), so they catch up whatever fell due meanwhile.
@@ -143,11 +144,14 @@ def _start_run(job: JobDefinition, holder: str, now: datetime, config: dict[str,
     run_in_write_transaction(start, f"start job {job.id}")
 
 
-def _finish_run(job_id: str, summary: dict[str, int] | None, error: str | None) -> None:
+def _finish_run(job_id: str, summary: dict[str, int] | None, error: str | None, now: datetime) -> None:
+    """Record the end of a run. A summary with ``remaining`` work runs the job again at the next pass after ``now``."""
     def finish() -> None:
         state = db.session.get(ScheduledJob, job_id)
         assert state is not None
         finished = utcnow()
+        if summary and summary.get("remaining"):
+            state.next_run_at = now
         state.last_finished_at = finished
         state.total_runs += 1
         if error is None:
@@ -200,10 +204,10 @@ class SchedulerRunner:
         except Exception as exc:  # a failing job must not stop the others; it is logged and recorded
             db.session.rollback()
             log.exception("job %s failed", job.id)
-            _finish_run(job.id, None, f"{type(exc).__name__}: {exc}")
+            _finish_run(job.id, None, f"{type(exc).__name__}: {exc}", now)
             result.failed.append(job.id)
             return
-        _finish_run(job.id, summary, None)
+        _finish_run(job.id, summary, None, now)
         result.ran[job.id] = summary
 
     def _pass_from_apscheduler(self) -> None:

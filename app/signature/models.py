@@ -49,7 +49,7 @@ class SignatureCircuit(Model):
     round: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     version_id: Mapped[int] = mapped_column(ForeignKey("document_version.id"), nullable=False)
     # SHA-256 of the PDF shown to the members; None while the frozen version has no PDF yet.
-    frozen_sha256: Mapped[str | None] = mapped_column(String(64))
+    frozen_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # Status of the mail before the circuit started, given back when it is interrupted.
     previous_status: Mapped[str] = mapped_column(String(40), nullable=False)
     # Status given to the mail once the last signatory has signed.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import String
 
 from app.attachments.operations import Upload, content_store
-from app.attachments.tasks import BLOB_COLUMNS
+from app.attachments.tasks import BLOB_COLUMNS, CURSOR_FILE
 from app.mail.operations import register_mail
 from app.scheduler.runner import SchedulerRunner
 from tests.conftest import user_context
@@ -49,6 +49,34 @@ def test_nightly_sweep_deletes_only_old_unreferenced_files(app):
         assert not store.exists(orphan.sha256)
         assert store.exists(recent.sha256)
         assert store.read_verified(letter).is_file()
+
+
+def test_sweep_stopped_by_its_time_limit_goes_on_at_the_next_passes(app, monkeypatch):
+    monkeypatch.setitem(app.config, "STORAGE_SWEEP_SECONDS", 0)
+    with app.app_context():
+        store = content_store()
+        orphans = [store.put_bytes(f"%PDF-1.7 orphan {number}".encode()) for number in range(6)]
+        for orphan in orphans:
+            _age(orphan.path, THREE_DAYS)
+    runner = SchedulerRunner(app, holder="sweep-in-slices")
+    runner.run_pass(datetime(2026, 12, 4, 20, 0, tzinfo=UTC))
+
+    moment = datetime(2026, 12, 5, 2, 30, tzinfo=UTC)
+    first = runner.run_pass(moment)
+    assert first.ran["sweep_content_store"]["remaining"] > 0
+    assert (store.root / CURSOR_FILE).exists()
+    # One shard per pass here: at most 256 passes, a minute apart.
+    passes = [first]
+    while "remaining" in passes[-1].ran.get("sweep_content_store", {}) and len(passes) <= 256:
+        moment += timedelta(minutes=1)
+        passes.append(runner.run_pass(moment))
+        assert "sweep_content_store" in passes[-1].ran
+    after = runner.run_pass(moment + timedelta(minutes=1))
+
+    assert sum(item.ran["sweep_content_store"]["deleted"] for item in passes) >= len(orphans)
+    assert not any(store.exists(orphan.sha256) for orphan in orphans)
+    assert not (store.root / CURSOR_FILE).exists()
+    assert "sweep_content_store" not in after.ran
 
 
 def test_sweep_reads_every_file_column(app):

@@ -40,3 +40,14 @@ def test_unknown_environment_named():
 def test_missing_schemas_dir_refused(tmp_path):
     with pytest.raises(config.ConfigurationError, match="SCHEMAS_DIR"):
         config.validate(_settings(SECRET_KEY="k" * 48, SCHEMAS_DIR=str(tmp_path / "none")))
+
+
+@pytest.mark.parametrize(("name", "value"), [("STORAGE_SWEEP_HOUR", 24), ("DIGEST_HOUR", -1), ("REMINDER_HOUR", 25)])
+def test_hour_outside_the_day_refused(name, value):
+    with pytest.raises(config.ConfigurationError, match=f"ESTAFETTE_{name} must be an hour from 0 to 23"):
+        config.validate(_settings(SECRET_KEY="k" * 48, **{name: value}))
+
+
+def test_file_limit_below_one_refused():
+    with pytest.raises(config.ConfigurationError, match="ESTAFETTE_MAX_ATTACHMENTS_PER_MAIL"):
+        config.validate(_settings(SECRET_KEY="k" * 48, MAX_ATTACHMENTS_PER_MAIL=0))

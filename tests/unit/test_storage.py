@@ -196,7 +196,7 @@ def _nothing_referenced(candidates: list[str]) -> set[str]:
 def test_sweep_deletes_old_unreferenced(store: ContentStore) -> None:
     blob = store.put_bytes(b"orphan")
     _age(blob.path, 7200)
-    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1)).deleted
     assert deleted == [blob.sha256]
     assert not blob.path.exists()
 
@@ -204,14 +204,14 @@ def test_sweep_deletes_old_unreferenced(store: ContentStore) -> None:
 def test_sweep_keeps_referenced(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     _age(blob.path, 7200)
-    deleted = store.sweep(lambda candidates: {CONTENT_SHA256} & set(candidates), older_than=timedelta(hours=1))
+    deleted = store.sweep(lambda candidates: {CONTENT_SHA256} & set(candidates), older_than=timedelta(hours=1)).deleted
     assert deleted == []
     assert blob.path.exists()
 
 
 def test_sweep_keeps_young_unreferenced(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
-    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1)).deleted
     assert deleted == []
     assert blob.path.exists()
 
@@ -220,7 +220,7 @@ def test_sweep_reuse_refreshes_grace(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     _age(blob.path, 7200)
     store.put_bytes(CONTENT)
-    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
+    deleted = store.sweep(_nothing_referenced, older_than=timedelta(hours=1)).deleted
     assert deleted == []
 
 
@@ -253,14 +253,21 @@ def test_sweep_keeps_an_object_reused_while_references_are_read(store: ContentSt
         store.put_bytes(CONTENT)
         return set()
 
-    deleted = store.sweep(upload_meanwhile, older_than=timedelta(hours=1))
+    deleted = store.sweep(upload_meanwhile, older_than=timedelta(hours=1)).deleted
     assert deleted == []
     assert store.read_verified(CONTENT_SHA256) == blob.path
     assert list(store.tmp_dir.iterdir()) == []
 
 
 def test_sweep_asks_for_references_in_batches(store: ContentStore) -> None:
-    blobs = [store.put_bytes(f"letter {number}".encode()) for number in range(5)]
+    # Five letters of one shard, so that its candidates come in batches.
+    by_shard: dict[str, list[bytes]] = {}
+    number = 0
+    while max((len(contents) for contents in by_shard.values()), default=0) < 5:
+        content = f"letter {number}".encode()
+        by_shard.setdefault(hashlib.sha256(content).hexdigest()[:2], []).append(content)
+        number += 1
+    blobs = [store.put_bytes(content) for content in max(by_shard.values(), key=len)]
     for blob in blobs:
         _age(blob.path, 7200)
     asked: list[int] = []
@@ -269,7 +276,33 @@ def test_sweep_asks_for_references_in_batches(store: ContentStore) -> None:
         asked.append(len(candidates))
         return {blobs[0].sha256} & set(candidates)
 
-    deleted = store.sweep(first_referenced, older_than=timedelta(hours=1), batch_size=2)
+    deleted = store.sweep(first_referenced, older_than=timedelta(hours=1), batch_size=2).deleted
     assert asked == [2, 2, 1]
     assert deleted == sorted(blob.sha256 for blob in blobs[1:])
     assert blobs[0].path.exists()
+
+
+def test_sweep_stops_after_the_shard_of_its_deadline(store: ContentStore) -> None:
+    blobs = [store.put_bytes(f"letter {number}".encode()) for number in range(40)]
+    for blob in blobs:
+        _age(blob.path, 7200)
+    shards = sorted({blob.sha256[:2] for blob in blobs})
+
+    first = store.sweep(_nothing_referenced, older_than=timedelta(hours=1), deadline=0.0)
+    assert first.next_shard == shards[1]
+    assert {sha256[:2] for sha256 in first.deleted} == {shards[0]}
+
+    rest = store.sweep(_nothing_referenced, older_than=timedelta(hours=1), first_shard=first.next_shard)
+    assert rest.next_shard is None
+    assert sorted(first.deleted + rest.deleted) == sorted(blob.sha256 for blob in blobs)
+
+
+def test_sweep_puts_back_an_object_left_out_of_place(store: ContentStore) -> None:
+    blob = store.put_bytes(CONTENT)
+    # What a sweep stopped between its rename and its check leaves.
+    os.replace(blob.path, store.tmp_dir / f"swept-{CONTENT_SHA256}")
+
+    store.sweep(_nothing_referenced, older_than=timedelta(hours=1))
+
+    assert store.read_verified(CONTENT_SHA256) == blob.path
+    assert list(store.tmp_dir.iterdir()) == []
