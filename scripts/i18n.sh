@@ -39,7 +39,7 @@ fi
 TRANSLATIONS=translations
 TEMPLATE="$TRANSLATIONS/messages.pot"
 LOCALES=(fr en)
-KEYWORDS=(-k _l -k lazy_gettext -k _ -k gettext -k ngettext:1,2)
+KEYWORDS=(-k _l -k lazy_gettext -k _ -k gettext -k ngettext:1,2 -k lazy_ngettext:1,2)
 
 usage() {
     echo "usage: $0 extract|update|compile|check" >&2

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -264,8 +265,11 @@ def _within_file_limit(registration: Registration) -> Registration:
     if count <= limit:
         return registration
     log.info("registration with %s files refused: the limit is %s", count, limit)
-    message = _l("A mail holds at most %(limit)s files, and %(count)s were chosen: scan the pages of one document into one PDF.",
-                 limit=limit, count=count)
+    message = lazy_ngettext(
+        "At most %(num)s file is registered with a mail, and %(count)s were chosen: scan the pages of one document into one PDF.",
+        "At most %(num)s files are registered with a mail, and %(count)s were chosen: scan the pages of one document into one PDF.",
+        limit, count=count,
+    )
     input_errors = {**registration.input_errors, "attachments": [str(message)]}
     return dataclasses.replace(registration, uploads=[], input_errors=input_errors)
 

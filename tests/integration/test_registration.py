@@ -285,7 +285,7 @@ def test_files_past_the_limit_refused_before_any_is_written(app_context, monkeyp
         ))
     errors = failure.value.field_errors
     assert errors["attachments"] == [
-        "Un courrier contient au plus 2 fichiers, et 3 ont été choisis : numérisez les pages d'un même document en un seul PDF."
+        "Un courrier s'enregistre avec 2 fichiers au plus, et 3 ont été choisis : numérisez les pages d'un même document en un seul PDF."
     ]
     assert "subject" in errors
     assert set(content_store().tmp_dir.iterdir()) == temporary
