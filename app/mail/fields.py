@@ -96,8 +96,8 @@ def _check_range(spec: FieldSpec, number: Decimal, locale: str) -> None:
         raise FieldInvalid(_("The value must be at most %(limit)s.", limit=written(spec.max)))
 
 
-# The largest amount a decimal field takes, whatever its declared limits: beyond 28 digits a
-# decimal cannot be rounded to cents, and no mail names a sum near this one.
+# The largest amount a decimal field takes, whatever its declared limits: far above any sum a mail
+# names, and far below the 28 digits past which a decimal cannot be rounded to cents.
 MAX_AMOUNT = Decimal("999999999999999.99")
 
 
