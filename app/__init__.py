@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIRS = [
     str(settings.BASE_DIR / "app" / area / "templates") for area in (
         "portal", "mail", "deadlines", "notifications", "scheduler", "actions", "routing", "absences", "search",
-        "signature", "statistics", "documents",
+        "signature", "statistics", "documents", "organisation",
     )
 ]
 
@@ -108,6 +108,7 @@ def register_views(app: Flask) -> None:
     from app.documents.views import register as register_document_views
     from app.mail.views import register as register_mail_views
     from app.notifications.views import register as register_notification_views
+    from app.organisation.views import register as register_organisation_views
     from app.portal.views import register as register_portal_views
     from app.routing.views import register as register_routing_views
     from app.scheduler.views import register as register_scheduler_views
@@ -129,6 +130,7 @@ def register_views(app: Flask) -> None:
     register_statistics_views(app, appbuilder)
     register_signature_views(app, appbuilder)
     register_document_views(app, appbuilder)
+    register_organisation_views(app, appbuilder)
 
 
 def register_commands(app: Flask) -> None:

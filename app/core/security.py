@@ -68,6 +68,18 @@ class EstafetteUserDBModelView(UserDBModelView):
     ]
     formatters_columns = {"roles": _role_labels}
 
+    def post_add(self, item: Any) -> None:
+        """Send the administrator on to the new account's departments, without which it sees no mail."""
+        from flask import flash, url_for
+        from markupsafe import Markup, escape
+
+        link = url_for("DepartmentMembershipView.edit", user_id=item.id)
+        message = lazy_gettext("%(name)s sees no mail until they belong to a department: %(link)s.")
+        flash(Markup(str(message) % {
+            "name": escape(f"{item.first_name} {item.last_name}"),
+            "link": Markup('<a href="%s">%s</a>') % (link, lazy_gettext("choose their departments")),
+        }), "warning")
+
 
 class EstafetteSecurityManager(SecurityManager):
     userdbmodelview = EstafetteUserDBModelView

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
 from app.core.errors import ValidationFailed
@@ -42,21 +44,44 @@ def ensure_user(
         log.info("user %s created", username)
     else:
         user.roles = role_rows
-    codes = [department_code, *secondary_departments]
-    departments = {
-        row.code: row for row in db.session.execute(select(Department).where(Department.code.in_(codes))).scalars()
-    }
-    missing = [code for code in codes if code not in departments]
-    if missing:
-        raise ValidationFailed({"department": [f"unknown department {missing[0]}"]})
-
-    db.session.execute(delete(UserDepartment).where(UserDepartment.user_id == user.id))
-    for code in codes:
-        db.session.add(
-            UserDepartment(
-                user_id=user.id, department_id=departments[code].id,
-                is_primary=code == department_code, is_head=is_head and code == department_code,
-            )
-        )
+    set_departments(int(user.id), department_code, secondary_departments, [department_code] if is_head else [])
     db.session.commit()
     return int(user.id)
+
+
+def set_departments(user_id: int, primary: str, others: Iterable[str] = (), heads: Iterable[str] = ()) -> None:
+    """Make the user a member of ``primary`` (their main department) and ``others``, heading ``heads``.
+
+    Every code must name an active department, and a department headed must
+    be one of the user's. Replaces the user's memberships; the caller commits.
+    Raises ValidationFailed with the field "primary", "others" or "heads".
+    """
+    others = [code for code in dict.fromkeys(others) if code != primary]
+    heads = list(dict.fromkeys(heads))
+    codes = [primary, *others]
+    departments = {
+        row.code: row for row in db.session.execute(
+            select(Department).where(Department.code.in_(codes), Department.active.is_(True))
+        ).scalars()
+    }
+    errors: dict[str, list[str]] = {}
+    if not primary:
+        errors["primary"] = [str(_l("Choose the main department: the agent's baskets show its mail."))]
+    elif primary not in departments:
+        errors["primary"] = [str(_l("The department %(code)s does not exist or is closed.", code=primary))]
+    unknown = [code for code in others if code not in departments]
+    if unknown:
+        errors["others"] = [str(_l("The department %(code)s does not exist or is closed.", code=unknown[0]))]
+    outside = [code for code in heads if code not in codes]
+    if outside:
+        errors["heads"] = [str(_l("The agent can head only a department they belong to: %(code)s is not one of them.",
+                                  code=outside[0]))]
+    if errors:
+        raise ValidationFailed(errors)
+
+    db.session.execute(delete(UserDepartment).where(UserDepartment.user_id == user_id))
+    db.session.add_all(
+        UserDepartment(user_id=user_id, department_id=departments[code].id, is_primary=code == primary,
+                       is_head=code in heads)
+        for code in codes
+    )

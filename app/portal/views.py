@@ -24,7 +24,7 @@ class HomeView(IndexView):
         user = require_user()
         configuration = current_configuration()
         registrable = [spec for spec in configuration.mail_types.values() if user.can_register(spec.id)]
-        return self.render_template(self.index_template, registrable=registrable)
+        return self.render_template(self.index_template, registrable=registrable, no_department=not user.department_ids)
 
 
 def register(app: Flask, appbuilder: AppBuilder) -> None:
