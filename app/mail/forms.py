@@ -61,7 +61,10 @@ class RegistrationFormBase(FlaskForm):
     confidential = BooleanField(
         _l("Confidential"), description=_l("Only its distribution list (assignee, copies, opinions), the registering agent and administrators will see it.")
     )
-    handling_department = SelectField(_l("Handling department"), choices=[])
+    handling_department = SelectField(
+        _l("Handling department"), choices=[],
+        description=_l("Left as it is, the routing rules choose the department. Choose one only to override them."),
+    )
     assignee_id = SelectField(_l("Assignee"), choices=[], validators=[Optional()])
 
     correspondent_id = HiddenField()

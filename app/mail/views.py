@@ -180,10 +180,8 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
         channel=form.channel.data,
         priority=form.priority.data,
         confidential=bool(form.confidential.data),
-        # The form shows the type's default department; left as shown, the routing rules decide.
-        handling_department=(
-            None if form.handling_department.data == spec.default_department else form.handling_department.data or None
-        ),
+        # Left on its first choice, the routing rules decide.
+        handling_department=form.handling_department.data or None,
         assignee_id=int(assignee) if assignee.isdigit() else None,
         fields={item.id: getattr(form, name).data for name, item in custom_field_names(spec)},
         correspondent=_correspondent_input(form),
@@ -242,10 +240,9 @@ class MailView(BaseView):
             raise PermissionDenied()
         locale = locale_code()
         form = build_registration_form(spec, locale)()
-        form.handling_department.choices = _department_choices(locale)
+        form.handling_department.choices = [("", _("— as the routing rules decide —")), *_department_choices(locale)]
         form.assignee_id.choices = _assignee_choices()
         if request.method == "GET":
-            form.handling_department.data = spec.default_department
             form.channel.data = "internal" if spec.category == "internal" else "post"
 
         candidates: list[Any] = []

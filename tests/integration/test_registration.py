@@ -358,7 +358,7 @@ def _form_data(page_html: str, **changes) -> dict:
         "letter_date": "",
         "channel": "post",
         "priority": "normal",
-        "handling_department": "DMI-SSE-BPT",
+        "handling_department": "",
         "assignee_id": "",
         "correspondent_id": "",
         "correspondent_kind": "person",
@@ -380,6 +380,21 @@ def test_form_registers_and_redirects(client_as):
     assert response.status_code == 302
     detail = client.get(response.headers["Location"]).get_data(as_text=True)
     assert re.search(r'id="mail-chrono">PREF75/\d{4}/A/\d{6}<', detail)
+
+
+@pytest.mark.parametrize(("chosen", "handled_by"), [("", "DMI-SSE-BRT"), ("DMI-SSE-BPT", "DMI-SSE-BPT")])
+def test_form_department_left_to_the_rules_or_chosen(client_as, app, chosen, handled_by):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    assert 'name="handling_department"><option value="">— selon les règles d&#39;aiguillage —</option>' in page
+
+    data = _form_data(page, handling_department=chosen, field_permit_kind="renewal")
+    response = client.post("/mail/register/residence_permit_request", data=data)
+
+    assert response.status_code == 302
+    with app.app_context():
+        mail = db.session.get(Mail, int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1]))
+        assert mail.handling_department.code == handled_by
 
 
 def test_form_without_csrf_rejected(client_as):
