@@ -41,7 +41,7 @@ def summary_rows(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
     """Return (indicator id for the drill-down or "", label, value) for the table of key figures."""
     acknowledgements = dashboard.acknowledgements
     return [
-        ("received", _("Mail received"), dashboard.received),
+        ("received", _("Mail registered"), dashboard.received),
         ("processed", _("Mail processed"), dashboard.processed),
         ("", _("Processing time, median (working days)"), dashboard.processing.median),
         ("", _("Processing time, 90th percentile (working days)"), dashboard.processing.p90),
@@ -60,9 +60,9 @@ def summary_rows(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         ("", _("Overdue opinion requests"), dashboard.opinions_overdue_requests),
         ("", _("Distribution time, median (working days)"), dashboard.distribution.median),
         ("", _("Distribution time, 90th percentile (working days)"), dashboard.distribution.p90),
-        ("unassigned", _("Received mail without an assignee"), dashboard.unassigned),
-        ("electronic", _("Received electronically"), dashboard.dematerialisation.electronic),
-        ("paper", _("Received on paper"), dashboard.dematerialisation.paper),
+        ("unassigned", _("Mail registered without an assignee"), dashboard.unassigned),
+        ("electronic", _("Registered electronically"), dashboard.dematerialisation.electronic),
+        ("paper", _("Registered on paper"), dashboard.dematerialisation.paper),
     ]
 
 
@@ -71,15 +71,15 @@ def build_tables(dashboard: Dashboard, factor_specs: dict[str, Any], locale: str
     tables = [
         Table("summary", _("Key figures"), [_("Indicator"), _("Value")],
               [[label, value] for _indicator, label, value in summary_rows(dashboard)]),
-        Table("trend", _("Received and processed per period"), [_("From"), _("To"), _("Received"), _("Processed")],
+        Table("trend", _("Registered and processed per period"), [_("From"), _("To"), _("Registrations"), _("Processed")],
               [[point.start, point.end, point.received, point.processed] for point in dashboard.trend]),
-        Table("departments", _("Per department"), [_("Code"), _("Department"), _("Received"), _("Open"), _("Late")],
+        Table("departments", _("Per department"), [_("Code"), _("Department"), _("Registrations"), _("Open"), _("Late")],
               [[row.code, row.label, row.received, row.backlog, row.late] for row in dashboard.departments]),
         Table("backlog", _("Age of open mail"), [_("Age (calendar days)"), _("Open mail")],
               [[band.id, count] for band, count in dashboard.pyramid]),
         Table("agents", _("Late mail per agent"), [_("Agent"), _("Late mail")],
               [[row.name or _("No assignee"), row.late] for row in dashboard.agents]),
-        Table("channels", _("Mail received per channel"), [_("Channel"), _("Received"), _("Share (%)")],
+        Table("channels", _("Mail registered per channel"), [_("Channel"), _("Registrations"), _("Share (%)")],
               [[channel_label(channel), count, percent(count, dashboard.received)]
                for channel, count in sorted(dashboard.dematerialisation.by_channel.items())]),
         Table("dematerialisation", _("Paper and toner saved"), [_("Figure"), _("Value"), _("Unit")],
@@ -91,7 +91,7 @@ def build_tables(dashboard: Dashboard, factor_specs: dict[str, Any], locale: str
 def dematerialisation_rows(dashboard: Dashboard, factor_specs: dict[str, Any], locale: str) -> list[list[Any]]:
     figures = dashboard.dematerialisation
     rows: list[list[Any]] = [
-        [_("Attachments of mail received electronically"), figures.attachments, _("documents")],
+        [_("Attachments of mail registered electronically"), figures.attachments, _("documents")],
         [_("Pages read on screen instead of printed"), round(figures.pages, 2), _("pages")],
         [_("Paper saved"), round(figures.paper_grams / 1000, 3), "kg"],
         [_("Toner saved"), round(figures.toner_grams, 2), "g"],
@@ -107,7 +107,7 @@ def dematerialisation_rows(dashboard: Dashboard, factor_specs: dict[str, Any], l
 def build_charts(dashboard: Dashboard, url: UrlFor) -> dict[str, Markup]:
     """Return the SVG charts; ``url(indicator, **changes)`` gives each bar's drill-down link."""
     categories = [trend_label(dashboard, index) for index in range(len(dashboard.trend))]
-    received = Series(_("Received"), "bar-received", [
+    received = Series(_("Registrations"), "bar-received", [
         Bar(categories[index], point.received, url("received", start=point.start, end=point.end))
         for index, point in enumerate(dashboard.trend)
     ])
@@ -118,8 +118,8 @@ def build_charts(dashboard: Dashboard, url: UrlFor) -> dict[str, Markup]:
     unit = _("week") if dashboard.trend_unit == "week" else _("month")
     charts = {
         "trend": grouped_columns(
-            "chart-trend", _("Mail received and processed per %(unit)s", unit=unit),
-            _("Columns per %(unit)s: mail received (arrival date) and mail processed (closing date).", unit=unit),
+            "chart-trend", _("Mail registered and processed per %(unit)s", unit=unit),
+            _("Columns per %(unit)s: mail registered (arrival date) and mail processed (closing date).", unit=unit),
             categories, [received, processed],
         ),
         "departments": horizontal_bars(
@@ -143,7 +143,7 @@ def build_charts(dashboard: Dashboard, url: UrlFor) -> dict[str, Markup]:
             "bar-backlog",
         ),
         "channels": horizontal_bars(
-            "chart-channels", _("Mail received per channel"),
+            "chart-channels", _("Mail registered per channel"),
             _("Electronic channels: %(electronic)s; paper: %(paper)s.",
               electronic=", ".join(channel_label(item) for item in ELECTRONIC_CHANNELS),
               paper=", ".join(channel_label(item) for item in PAPER_CHANNELS)),

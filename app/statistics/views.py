@@ -156,7 +156,7 @@ class StatisticsView(BaseView):
             "statistics/mail_list.html", items=items, total=total, page=page,
             pages=max(1, -(-total // LIST_PAGE_SIZE)), arguments=arguments, indicator=indicator,
             indicator_label=indicator_label(indicator), filters=filters, configuration=configuration,
-            locale=locale_code(),
+            locale=locale_code(), state_of_today=indicator in TODAY_INDICATORS, today=today_in_paris(),
             dashboard_arguments={key: value for key, value in arguments.items() if key in DASHBOARD_ARGUMENTS},
         )
 
@@ -226,9 +226,13 @@ def _status_label(configuration: Any, status: str, locale: str) -> str:
     return spec.labels.get(locale) if spec else status
 
 
+# The figures that count mail as it stands today, whatever the period chosen.
+TODAY_INDICATORS = frozenset({"backlog", "late", "opinions_overdue", "implicit_decisions"})
+
+
 def indicator_label(indicator: str) -> str:
     labels = {
-        "received": _("Mail received"), "processed": _("Mail processed"),
+        "received": _("Mail registered"), "processed": _("Mail processed"),
         "processed_within_due": _("Processed within the due date"), "processed_late": _("Processed after the due date"),
         "backlog": _("Open mail today"), "late": _("Late mail today"),
         "acknowledged_in_time": _("Acknowledgements sent within the legal time"),
@@ -236,8 +240,8 @@ def indicator_label(indicator: str) -> str:
         "acknowledgement_missing": _("Acknowledgements not sent, legal time passed"),
         "implicit_decisions": _("Implicit decisions reached without a reply"),
         "opinions_overdue": _("Mail with an overdue opinion request"),
-        "unassigned": _("Received mail without an assignee"),
-        "electronic": _("Received electronically"), "paper": _("Received on paper"),
+        "unassigned": _("Mail registered without an assignee"),
+        "electronic": _("Registered electronically"), "paper": _("Registered on paper"),
     }
     return labels[indicator]
 

@@ -466,6 +466,20 @@ def test_received_figure_equals_register_list(app, dataset):
         assert typed_total == typed.received
 
 
+@pytest.mark.parametrize(("indicator", "title", "period"), [
+    ("received", "Courrier enregistré", True), ("processed", "Courrier traité", True),
+    ("backlog", "Courrier en cours aujourd'hui", False), ("implicit_decisions", "Décisions implicites nées sans réponse", False),
+])
+def test_list_says_whether_its_figure_follows_the_period(dataset, client_as, indicator, title, period):
+    page = client_as("admin").get("/statistics/mail", query_string={
+        "indicator": indicator, "start": "2026-01-01", "end": "2026-01-31",
+    }).get_data(as_text=True).replace("&#39;", "'")
+
+    assert f"<title>{title}" in page
+    assert ("période du 01/01/2026 au 31/01/2026" in page) is period
+    assert ("quelle que soit la période" in page) is not period
+
+
 # --- Scope: a manager never sees another direction ----------------------------------------
 
 
