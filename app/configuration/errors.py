@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,12 @@ from flask_babel import lazy_gettext as _l
 # One message per error code; pydantic's error types are mapped onto these codes.
 MESSAGES = {
     "yaml_syntax": _l("invalid YAML (check indentation and quotes): %(detail)s"),
+    "yaml_tab": _l("a tab character: indent with spaces only"),
+    "yaml_indentation": _l("the indentation does not match the lines above: align the keys of one block"),
+    "yaml_colon": _l("a colon where none was expected: check the indentation of this line, or put a text containing ': ' between quotes"),
+    "yaml_quote": _l("a quote is not closed"),
+    "not_utf8": _l("the file is not in UTF-8: save it again in UTF-8 (the byte %(byte)s cannot be read)"),
+    "no_directory": _l("the schema directory does not exist"),
     "duplicate_key": _l("this key is written twice in the same block"),
     "file_not_mapping": _l("the file must be a mapping of sections such as 'departments:' or 'mail_types:'"),
     "unknown_section": _l("unknown section; expected one of: %(expected)s"),
@@ -99,6 +106,8 @@ class SchemaError:
             "limit": context.get("gt", context.get("ge", context.get("le", ""))),
             "detail": str(context.get("error", error.get("msg", ""))),
         }
+        if code == "literal_error":
+            params["choices"] = re.findall(r"'([^']*)'", str(context.get("expected", "")))
         if code not in MESSAGES:
             params["detail"] = error.get("msg", code)
             code = "invalid"
@@ -107,9 +116,14 @@ class SchemaError:
     def message(self) -> str:
         """Return the message in the current locale (French unless forced otherwise)."""
         params = {"key": self.key, **self.params}
+        if params.get("choices"):
+            # Pydantic writes its list of accepted values in English ("'a', 'b' or 'c'").
+            choices = [repr(choice) for choice in params["choices"]]
+            last = str(_l("or")) + " " + choices[-1]
+            params["expected"] = f"{', '.join(choices[:-1])} {last}" if len(choices) > 1 else choices[0]
         return str(MESSAGES[self.code]) % params
 
     def __str__(self) -> str:
-        location = f"{self.file}:{self.line}" if self.file else "schemas"
+        location = (f"{self.file}:{self.line}" if self.line else self.file) if self.file else "schemas"
         key = f" [{self.key}]" if self.key else ""
         return f"{location}{key}: {self.message()}"

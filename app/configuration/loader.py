@@ -152,6 +152,27 @@ def _dotted(path: Path_) -> str:
     return text
 
 
+# The problems PyYAML reports most often, by the start of its English text, and the message code of each.
+_YAML_PROBLEMS = (
+    ("found character '\\t'", "yaml_tab"),
+    ("found a tab character", "yaml_tab"),
+    ("expected <block end>", "yaml_indentation"),
+    ("did not find expected key", "yaml_indentation"),
+    ("mapping values are not allowed here", "yaml_colon"),
+)
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> tuple[str, dict[str, Any]]:
+    """Return the message code of a YAML syntax error and its parameters, PyYAML's text only when no code fits."""
+    if "quoted scalar" in str(error.context or ""):
+        return "yaml_quote", {}
+    problem = str(error.problem or "")
+    for start, code in _YAML_PROBLEMS:
+        if problem.startswith(start):
+            return code, {}
+    return "yaml_syntax", {"detail": str(error.problem or error)}
+
+
 def _parse_file(source: SourceFile, errors: list[SchemaError]) -> tuple[Any, _Positions]:
     positions = _Positions()
     try:
@@ -159,7 +180,7 @@ def _parse_file(source: SourceFile, errors: list[SchemaError]) -> tuple[Any, _Po
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        errors.append(SchemaError(source.name, line, "", "yaml_syntax", {"detail": str(exc.problem or exc)}))
+        errors.append(SchemaError(source.name, line, "", *_yaml_problem(exc)))
         return None, positions
     if node is None:
         return {}, positions
@@ -399,12 +420,25 @@ def compute_checksum(sources: Iterable[SourceFile]) -> str:
 
 
 def read_sources(directory: Path) -> list[SourceFile]:
-    """Read every ``*.yaml`` / ``*.yml`` file below ``directory``, sorted by path."""
+    """Read every ``*.yaml`` / ``*.yml`` file below ``directory``, sorted by path.
+
+    Raises LoadFailed when the directory is missing or a file is not UTF-8.
+    """
+    if not directory.is_dir():
+        raise LoadFailed([SchemaError(str(directory), 0, "", "no_directory")])
     paths = sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
-    return [
-        SourceFile(path.relative_to(directory).as_posix(), path.read_text(encoding="utf-8"))
-        for path in paths
-    ]
+    sources, errors = [], []
+    for path in paths:
+        name = path.relative_to(directory).as_posix()
+        data = path.read_bytes()
+        try:
+            sources.append(SourceFile(name, data.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            line = data[:error.start].count(b"\n") + 1
+            errors.append(SchemaError(name, line, "", "not_utf8", {"byte": f"0x{data[error.start]:02x}"}))
+    if errors:
+        raise LoadFailed(errors)
+    return sources
 
 
 def load_configuration(sources: list[SourceFile], files_root: Path | None = None) -> Configuration:

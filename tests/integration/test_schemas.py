@@ -67,9 +67,43 @@ def test_bad_indentation_names_line(app_context, schemas_copy):
     _replace(path, "  - code: SG-RH\n    parent: SG", "  - code: SG-RH\n   parent: SG")
     errors = _errors(schemas_copy)
     assert errors[0].file == "departments.yaml"
-    assert errors[0].code == "yaml_syntax"
+    assert errors[0].code == "yaml_indentation"
     broken_line = _line_of(path, "code: SG-RH") + 1
     assert broken_line <= errors[0].line <= broken_line + 1
+
+
+@pytest.mark.parametrize(("text", "line", "french"), [
+    ("departments:\n\t- code: ZZ\n", 2, "un caractère de tabulation : indentez avec des espaces seulement"),
+    ("departments:\n  - code: ZZ\n    labels:\n      fr: Objet: demande\n", 4, "deux-points là où aucun n'était attendu"),
+    ('departments:\n  - code: "ZZ\n', 3, "un guillemet n'est pas refermé"),
+])
+def test_yaml_mistakes_explained_in_french(app_context, schemas_copy, text, line, french):
+    (schemas_copy / "zz.yaml").write_text(text, encoding="utf-8")
+    error = _errors(schemas_copy)[0]
+    with force_locale("fr"):
+        assert str(error).startswith(f"zz.yaml:{line}: {french}")
+
+
+def test_file_not_in_utf8_named_with_its_line(app_context, schemas_copy):
+    (schemas_copy / "zz.yaml").write_bytes('departments:\n  - code: ZZ\n    labels: {fr: "Bureau des élections"}\n'.encode("latin-1"))
+    error = _errors(schemas_copy)[0]
+    with force_locale("fr"):
+        assert str(error) == "zz.yaml:3: le fichier n'est pas en UTF-8 : enregistrez-le de nouveau en UTF-8 (l'octet 0xe9 est illisible)"
+
+
+def test_missing_directory_named(app_context, tmp_path):
+    error = _errors(tmp_path / "absent")[0]
+    assert error.code == "no_directory"
+    assert str(error.file).endswith("absent")
+
+
+def test_accepted_values_listed_in_the_language(app_context, schemas_copy):
+    _replace(schemas_copy / "mail_types" / "incoming.yaml", "category: incoming", "category: incomin")
+    error = _errors(schemas_copy)[0]
+    with force_locale("fr"):
+        assert "'incoming', 'outgoing' ou 'internal'" in str(error)
+    with force_locale("en"):
+        assert "'incoming', 'outgoing' or 'internal'" in str(error)
 
 
 def test_unknown_key_names_file_line_key(app_context, schemas_copy):
