@@ -284,6 +284,9 @@ def test_scheduler_page_for_administrators(app, client_as):
     text = page.get_data(as_text=True)
     assert 'data-job="send_reminders"' in text
     assert "page-test" in text
+    assert "Relances <span" in text
+    assert "désactivé : aucune tâche ne tourne depuis le portail" in text
+    assert "envoyés : 0, annulés : 0" in text
 
 
 def test_scheduler_page_refused_to_agents(app, client_as):
