@@ -259,3 +259,28 @@ def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_
         assert observed["facets"] == expected["facets"], case
     # The ranges were read in several statements, or the case proves nothing about them.
     assert (len(ranges) > len(cases)) if in_ranges else not ranges
+
+
+def test_filtered_window_judges_its_reading_path_by_the_share_kept(app_context, monkeypatch):
+    """The window narrowed by one facet filter counts on the share of the wider window that passes it.
+
+    A word found in many mails is read newest first, but under a filter that keeps a
+    third of them its kept matches are three times rarer, which can make reading every
+    match through the index cheaper.
+    """
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the choice between the reading paths exists only on PostgreSQL")
+    _register_window_corpus()
+    backend = make_backend("embedded")
+    index_all(backend)
+    _lower_limit(monkeypatch)
+    monkeypatch.setattr(embedded.EmbeddedBackend, "_estimated_matches", staticmethod(lambda _expression: 9000))
+    judged: list[int] = []
+    monkeypatch.setattr(embedded.EmbeddedBackend, "_reads_newest_first",
+                        lambda _self, matches, _limit: judged.append(matches) or True)
+
+    search(user_context("admin"), SearchRequest(text=WORD, mail_types=["public_complaint"]), backend=backend)
+
+    wider, narrowed = judged
+    assert wider == 9000
+    assert 0 < narrowed < wider

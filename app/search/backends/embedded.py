@@ -335,13 +335,16 @@ class EmbeddedBackend:
         first = [row for row in wider if row[COLUMN[name]] in allowed]
         if wider_complete:
             return first, True
-        # wider has EXACT_LIMIT rows here, so first leaves room for at least one more.
+        # wider has EXACT_LIMIT rows here, so first leaves room for at least one more. The share of
+        # wider that passes the filter estimates how rare the matches are under it.
         rest, complete = self._window(parsed, request, [*common, condition], filtered=True,
-                                      limit=EXACT_LIMIT + 1 - len(first), past_id=wider[-1].id)
+                                      limit=EXACT_LIMIT + 1 - len(first), past_id=wider[-1].id,
+                                      match_share=max(len(first), 1) / len(wider))
         return first + rest, complete
 
     def _window(self, parsed: ParsedQuery, request: SearchRequest, conditions: list[ColumnElement[bool]],
-                filtered: bool, limit: int | None = None, past_id: int | None = None) -> tuple[list[Any], bool]:
+                filtered: bool, limit: int | None = None, past_id: int | None = None,
+                match_share: float = 1.0) -> tuple[list[Any], bool]:
         """Return the matching mails under ``conditions``, all of them or the ``limit`` - 1 newest, and whether all.
 
         Each part of the query is read newest first (oldest first for the date_asc
@@ -355,7 +358,9 @@ class EmbeddedBackend:
         limit = EXACT_LIMIT + 1 if limit is None else limit
         parts = []
         if parsed.terms or parsed.phrases:
-            parts.append((self._text_candidates(parsed, conditions, newest_first, limit, filtered, past_id), 0.0))
+            parts.append((
+                self._text_candidates(parsed, conditions, newest_first, limit, filtered, past_id, match_share), 0.0
+            ))
         if parsed.chrono_key is not None and past_id is None:
             # An exact registration number comes before any text match.
             parts.append((self._chrono_candidates(parsed.chrono_key, conditions, limit), CHRONO_BONUS))
@@ -439,7 +444,15 @@ class EmbeddedBackend:
         ]
 
     def _text_candidates(self, parsed: ParsedQuery, conditions: list[ColumnElement[bool]], newest_first: bool,
-                         limit: int, filtered: bool, past_id: int | None = None) -> Select[Any] | _RangedText:
+                         limit: int, filtered: bool, past_id: int | None = None,
+                         match_share: float = 1.0) -> Select[Any] | _RangedText:
+        """Return the statement of the text matches under ``conditions``.
+
+        ``match_share`` is the share of the matches that the caller expects the
+        conditions to keep, when it knows it: the rarer the kept matches, the
+        sooner reading every match through the index costs less than testing
+        rows newest first.
+        """
         if db.engine.dialect.name == "sqlite":
             # The FTS table drives the join in rowid order and the mail table is read by primary key.
             fts = table("search_document_fts", column("rowid", Integer))
@@ -460,7 +473,7 @@ class EmbeddedBackend:
         query = func.to_tsquery(literal_column("'simple'::regconfig"), expression)
         document = SearchDocument.__table__
         order = document.c.mail_id.desc() if newest_first else document.c.mail_id.asc()
-        matches = min(self._estimated_matches(word) for word in parsed.all_terms())
+        matches = int(min(self._estimated_matches(word) for word in parsed.all_terms()) * match_share)
         if self._reads_newest_first(matches, limit):
             # A common word: its matches come often enough that reading the index rows newest
             # first, testing each, reaches the limit soon. The rank is computed outside the
@@ -555,8 +568,10 @@ class EmbeddedBackend:
         The matches are estimated by the rarest word, an upper bound: PostgreSQL multiplies
         the frequencies of the words as if they were independent, and estimated 4,777 matches
         for "demande de titre de séjour", found in 22,168 of 100,000 generated mails.
-        NOTE: the rule ignores the filters, which make newest first test more rows, so with
-        selective filters it picks newest first more often than it should.
+        NOTE: only the window narrowed by one facet filter scales the matches by the share that
+        passes it (see _narrowed_window). Elsewhere the rule ignores the filters, which make
+        newest first test more rows, so with selective filters it picks newest first more
+        often than it should.
         """
         if matches < COMMON_MATCHES:
             return False
