@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 BAR_HEIGHT = 22
@@ -22,6 +23,11 @@ COLUMN_WIDTH = 18
 COLUMN_GAP = 10
 COLUMN_CHART_HEIGHT = 200
 
+
+
+def _labelled(name: str, value: int) -> str:
+    """Return "name: value" as the user's language writes it (a space before the colon in French)."""
+    return gettext("%(name)s: %(value)s", name=name, value=value)
 
 @dataclass(frozen=True)
 class Bar:
@@ -59,7 +65,7 @@ def horizontal_bars(chart_id: str, title: str, description: str, bars: list[Bar]
         width = max(bar.value * scale, 1 if bar.value else 0)
         parts.append(
             f'<a href="{escape(bar.url)}" class="chart-link" data-label="{escape(bar.label)}" data-value="{bar.value}">'
-            f'<title>{escape(bar.label)} : {bar.value}</title>'
+            f'<title>{escape(_labelled(bar.label, bar.value))}</title>'
             f'<text x="{LABEL_WIDTH - 6}" y="{y + BAR_HEIGHT * 0.7:.1f}" text-anchor="end" class="chart-label">{escape(bar.label)}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y}" width="{width:.1f}" height="{BAR_HEIGHT}" class="{escape(css_class)}"></rect>'
             f'<text x="{LABEL_WIDTH + width + 6:.1f}" y="{y + BAR_HEIGHT * 0.7:.1f}" class="chart-value">{bar.value}</text>'
@@ -97,7 +103,7 @@ def grouped_columns(chart_id: str, title: str, description: str, categories: lis
             y = top + track - height
             parts.append(
                 f'<a href="{escape(bar.url)}" class="chart-link" data-label="{escape(category)} {escape(item.name)}" data-value="{bar.value}">'
-                f'<title>{escape(category)}, {escape(item.name)} : {bar.value}</title>'
+                f'<title>{escape(_labelled(f"{category}, {item.name}", bar.value))}</title>'
                 f'<rect x="{x}" y="{y:.1f}" width="{COLUMN_WIDTH - 2}" height="{height:.1f}" class="{escape(item.css_class)}"></rect>'
                 f'<text x="{x + COLUMN_WIDTH / 2 - 1:.1f}" y="{y - 3:.1f}" text-anchor="middle" class="chart-value small">{bar.value}</text>'
                 "</a>"

@@ -828,3 +828,14 @@ def test_on_time_share_names_its_base(app, dataset, client_as):
     page = html.unescape(client_as("admin").get("/statistics/").get_data(as_text=True))
 
     assert re.search(r"Part traitée dans le délai, sur les \d+ courriers traités qui en avaient un \(%\)", page)
+
+
+@pytest.mark.parametrize(("language", "title"), [("fr", "<title>Courrier : 3</title>"), ("en", "<title>Courrier: 3</title>")])
+def test_chart_bar_titles_punctuated_as_the_language(app_context, language, title):
+    from flask_babel import force_locale
+
+    from app.statistics.charts import Bar, horizontal_bars
+
+    with app_context.test_request_context(), force_locale(language):
+        svg = str(horizontal_bars("chart-x", "Titre", "Description", [Bar("Courrier", 3, "/statistics/mail")]))
+    assert title in svg
