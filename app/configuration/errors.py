@@ -17,6 +17,14 @@ MESSAGES = {
     "yaml_quote": _l("a quote is not closed"),
     "not_utf8": _l("the file is not in UTF-8: save it again in UTF-8 (the byte %(byte)s cannot be read)"),
     "no_directory": _l("the schema directory does not exist"),
+    "department_in_use": _l(
+        "the department %(code)s is removed from the files but still handles %(mails)s open mails and has "
+        "%(users)s agents: close or move its mail and give its agents other departments first, or keep it"
+    ),
+    "mail_type_in_use": _l(
+        "the mail type %(type)s is removed from the files but %(mails)s mails have it: keep it; to stop its "
+        "registration, take it out of the register_mail_types of the roles"
+    ),
     "duplicate_key": _l("this key is written twice in the same block"),
     "file_not_mapping": _l("the file must be a mapping of sections such as 'departments:' or 'mail_types:'"),
     "unknown_section": _l("unknown section; expected one of: %(expected)s"),

@@ -14,6 +14,7 @@ from flask_appbuilder.security.sqla.models import Permission, PermissionView, Ro
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from app.configuration.errors import SchemaError
 from app.configuration.loader import (
     Configuration,
     LoadFailed,
@@ -68,6 +69,9 @@ def apply_directory(directory: Path, actor_id: int | None = None, comment: str |
 
     sources = read_sources(directory)
     configuration = load_configuration(sources, files_root=directory)
+    errors = removals_in_use(configuration)
+    if errors:
+        raise LoadFailed(errors)
     # Template files go to the content store before the transaction, like uploads.
     stored_templates = store_schema_template_files(configuration, directory)
     result = run_in_write_transaction(
@@ -78,6 +82,42 @@ def apply_directory(directory: Path, actor_id: int | None = None, comment: str |
         lambda: record_schema_template_files(stored_templates, actor_id), "record template files"
     )
     return result
+
+
+def removals_in_use(configuration: Configuration) -> list[SchemaError]:
+    """Return an error for each department or mail type that ``configuration`` removes while the register uses it.
+
+    A department removed from the files is closed and leaves the tree, so its
+    open mail would leave every basket above it, and its agents would see
+    nothing. A mail type removed would leave its mail without labels, fields
+    or legal regime. Closed mail of a removed department does not prevent it.
+    """
+    from app.mail.models import Mail
+    from app.organisation.models import UserDepartment
+
+    errors = []
+    removed = db.session.execute(
+        select(Department.id, Department.code)
+        .where(Department.active.is_(True), Department.code.not_in(list(configuration.departments)))
+    ).all()
+    for department_id, code in removed:
+        open_mail = db.session.execute(
+            select(func.count()).select_from(Mail)
+            .where(Mail.handling_department_id == department_id, Mail.status.not_in(sorted(configuration.closed_statuses)))
+        ).scalar_one()
+        members = db.session.execute(
+            select(func.count()).select_from(UserDepartment).where(UserDepartment.department_id == department_id)
+        ).scalar_one()
+        if open_mail or members:
+            errors.append(SchemaError("", 0, f"departments.{code}", "department_in_use",
+                                      {"code": code, "mails": open_mail, "users": members}))
+    used_types = db.session.execute(
+        select(Mail.mail_type, func.count()).where(Mail.mail_type.not_in(list(configuration.mail_types)))
+        .group_by(Mail.mail_type)
+    ).all()
+    for type_id, count in used_types:
+        errors.append(SchemaError("", 0, f"mail_types.{type_id}", "mail_type_in_use", {"type": type_id, "mails": count}))
+    return errors
 
 
 def _apply(

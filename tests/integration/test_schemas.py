@@ -206,3 +206,51 @@ def test_cli_check_reports_error(app, schemas_copy):
     assert result.exit_code == 1
     assert "mail_types/incoming.yaml:" in result.output
     assert "nothing was applied" in result.output
+
+
+def test_removals_the_register_still_uses_are_named(app_context):
+    from app.configuration.operations import removals_in_use
+    from app.mail.operations import register_mail
+    from tests.conftest import user_context
+    from tests.integration.test_registration import _residence_request
+
+    register_mail(user_context("courrier"), _residence_request())
+    configuration = load_directory(REPO / "schemas")
+    del configuration.departments["DMI-SSE-BPT"]
+    del configuration.mail_types["residence_permit_request"]
+
+    errors = {error.key: error for error in removals_in_use(configuration)}
+
+    assert errors["departments.DMI-SSE-BPT"].params["mails"] == 1
+    assert errors["departments.DMI-SSE-BPT"].params["users"] >= 1
+    assert errors["mail_types.residence_permit_request"].params["mails"] == 1
+    with force_locale("fr"):
+        assert str(errors["mail_types.residence_permit_request"]).startswith(
+            "schemas [mail_types.residence_permit_request]: le type de courrier residence_permit_request est retiré"
+        )
+
+
+def test_department_with_agents_not_removed(app_context, schemas_copy):
+    from app.organisation.models import UserDepartment
+    from tests.conftest import user_context
+
+    _replace(schemas_copy / "departments.yaml", "departments:\n", (
+        'departments:\n  - code: SG-ZZ\n    parent: SG\n    labels: {fr: "Bureau provisoire", en: "Provisional office"}\n'
+    ))
+    apply_directory(schemas_copy)
+    zz = db.session.execute(select(Department).where(Department.code == "SG-ZZ")).scalar_one()
+    membership = UserDepartment(user_id=user_context("sejour").user_id, department_id=zz.id)
+    db.session.add(membership)
+    db.session.commit()
+    versions = db.session.execute(select(func.count()).select_from(SchemaVersion)).scalar_one()
+    try:
+        with pytest.raises(LoadFailed) as failure:
+            apply_directory(REPO / "schemas")
+        assert [error.code for error in failure.value.errors] == ["department_in_use"]
+        assert db.session.execute(select(func.count()).select_from(SchemaVersion)).scalar_one() == versions
+        assert db.session.get(Department, zz.id).active
+    finally:
+        db.session.delete(membership)
+        db.session.commit()
+    apply_directory(REPO / "schemas")
+    assert not db.session.get(Department, zz.id).active
