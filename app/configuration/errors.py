@@ -62,6 +62,8 @@ MESSAGES = {
     "initial_status_count": _l("exactly one status must be marked initial: true (found %(count)s)"),
     "invalid": _l("invalid value: %(detail)s"),
     "unknown_field": _l("unknown field '%(field)s': no mail type of this rule declares it"),
+    "not_a_choice": _l("the field '%(field)s' never has the value '%(value)s': its choices are %(expected)s"),
+    "range_on_choice": _l("the field '%(field)s' is a choice: compare it with equals or in, not a range"),
     "unknown_distribution_list": _l("unknown distribution list '%(id)s'"),
     "unknown_action": _l("unknown action '%(id)s'"),
     "action_not_bulk": _l("action '%(id)s' cannot be offered on a basket list: declare it with bulk: true"),

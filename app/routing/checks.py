@@ -128,6 +128,10 @@ def _check_rule_references(index: dict, errors: list[SchemaError], error_at: Err
                         error_at(item, where + ("when", "fields", field_position, "field"), "unknown_field",
                                  field=condition.field)
                     )
+                    continue
+                _check_choice_condition(item, where + ("when", "fields", field_position), condition,
+                                        [index["mail_types"][type_id].spec for type_id in types
+                                         if type_id in index["mail_types"]], errors, error_at)
             outcome = rule.then
             if outcome.department is not None and outcome.department not in index["departments"]:
                 errors.append(error_at(item, where + ("then", "department"), "unknown_department", code=outcome.department))
@@ -137,6 +141,21 @@ def _check_rule_references(index: dict, errors: list[SchemaError], error_at: Err
                              id=outcome.distribution_list)
                 )
             _check_copies(item, where + ("then",), outcome.copies, index, errors, error_at)
+
+
+def _check_choice_condition(item: Any, where: tuple, condition: FieldConditionSpec, specs: list[Any],
+                            errors: list[SchemaError], error_at: ErrorAt) -> None:
+    """Refuse a condition on a choice field that no value of the field can meet: a value not offered, or a range."""
+    fields = [field for spec in specs if (field := spec.field(condition.field)) is not None]
+    if not fields or any(field.type != "choice" for field in fields):
+        return
+    offered = {choice.value for field in fields for choice in field.choices}
+    if condition.range is not None:
+        errors.append(error_at(item, where + ("range",), "range_on_choice", field=condition.field))
+    for value in sorted(_values(condition) or ()):
+        if value not in offered:
+            errors.append(error_at(item, where, "not_a_choice", field=condition.field, value=value,
+                                   expected=", ".join(sorted(offered))))
 
 
 # --- Overlap, conflicts and shadowed rules ---------------------------------------

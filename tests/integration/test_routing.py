@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from flask_appbuilder.security.sqla.models import User
+from flask_babel import force_locale
 from sqlalchemy import delete, select
 
 from app.configuration.loader import LoadFailed, load_directory
@@ -355,6 +356,26 @@ def test_unknown_field_and_department_reported(app_context, schemas_copy):
     errors = _errors(schemas_copy)
     assert sorted(error.code for error in errors) == ["unknown_department", "unknown_field"]
     assert all(error.file == "routing.yaml" and error.line > 1 for error in errors)
+
+
+@pytest.mark.parametrize(("condition", "code", "french"), [
+    ("{field: permit_kind, equals: renewl}", "not_a_choice",
+     "le champ « permit_kind » ne prend jamais la valeur « renewl » : ses choix sont"),
+    ("{field: permit_kind, range: {min: 10}}", "range_on_choice",
+     "le champ « permit_kind » est un choix : comparez-le avec equals ou in, pas avec range"),
+])
+def test_condition_no_choice_can_meet_reported(app_context, schemas_copy, condition, code, french):
+    path = schemas_copy / "routing.yaml"
+    text = path.read_text(encoding="utf-8").replace("{field: permit_kind, equals: renewal}", condition)
+    path.write_text(text, encoding="utf-8")
+
+    errors = _errors(schemas_copy)
+
+    assert [error.code for error in errors] == [code]
+    assert errors[0].file == "routing.yaml"
+    assert errors[0].line == next(number for number, line in enumerate(text.splitlines(), 1) if condition in line)
+    with force_locale("fr"):
+        assert french in errors[0].message()
 
 
 def test_field_condition_needs_one_test(app_context, schemas_copy):
