@@ -9,20 +9,27 @@ from flask_appbuilder import AppBuilder, BaseView, expose
 
 from app.configuration.operations import current_configuration
 from app.core.errors import PermissionDenied
+from app.mail.forms import CHANNEL_CHOICES, KIND_CHOICES, PRIORITY_CHOICES
 from app.portal.access import login_required, require_user
 from app.routing.engine import SampleMail
 from app.routing.samples import summarise
 
 
-def _fields_from_text(text: str) -> dict[str, str]:
-    """Read custom field values typed one per line as ``id = value``."""
-    values = {}
+def _fields_from_text(text: str, spec: Any) -> tuple[dict[str, str], list[str]]:
+    """Read custom field values typed one per line as ``id = value``; return them and the lines not read.
+
+    A line is not read when it has no "=", no id before it, or an id that the mail type ``spec`` does not declare.
+    """
+    values, ignored = {}, []
     for line in text.splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
-            if key.strip():
-                values[key.strip()] = value.strip()
-    return values
+        key, separator, value = line.partition("=")
+        if not line.strip():
+            continue
+        if not separator or not key.strip() or spec is None or spec.field(key.strip()) is None:
+            ignored.append(line.strip())
+            continue
+        values[key.strip()] = value.strip()
+    return values, ignored
 
 
 class RoutingAdminView(BaseView):
@@ -39,7 +46,9 @@ class RoutingAdminView(BaseView):
         configuration = current_configuration()
         form = request.form if request.method == "POST" else request.args
         summary = None
+        ignored: list[str] = []
         if request.method == "POST":
+            fields, ignored = _fields_from_text(form.get("fields") or "", configuration.mail_types.get(form.get("mail_type") or ""))
             sample = SampleMail(
                 mail_type=form.get("mail_type") or "",
                 subject=form.get("subject") or "",
@@ -48,11 +57,12 @@ class RoutingAdminView(BaseView):
                 sender_kind=form.get("sender_kind") or None,
                 sender_organisation=form.get("sender_organisation") or None,
                 sender_email=form.get("sender_email") or None,
-                fields=_fields_from_text(form.get("fields") or ""),
+                fields=fields,
             )
             summary = summarise(configuration, sample)
         return self.render_template(
             "routing/try.html", configuration=configuration, values=form, summary=summary, locale=locale_code(),
+            ignored=ignored, channels=CHANNEL_CHOICES, priorities=PRIORITY_CHOICES, kinds=KIND_CHOICES,
         )
 
 

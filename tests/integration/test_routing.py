@@ -416,11 +416,16 @@ def test_admin_screen_shows_trace(client_as, app):
     response = client.post(
         "/admin/routing/try",
         data={"csrf_token": csrf_token(page.get_data(as_text=True)), "mail_type": "grant_request",
-              "subject": "Rénovation", "fields": "amount_requested = 250 000"},
+              "subject": "Rénovation", "fields": "amount_requested = 250 000\namount: 12\n= x\nunknown_field = 3"},
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert '<tr data-rule="large_grant" class="success">' in html
+    ignored = html.split('id="routing-ignored-fields"', 1)[1].split("</div>", 1)[0]
+    assert [line for line in ("amount: 12", "= x", "unknown_field = 3") if f"<code>{line}</code>" in ignored] == [
+        "amount: 12", "= x", "unknown_field = 3"]
+    assert "amount_requested" not in ignored
+    assert '<option value="post">post</option>' not in page.get_data(as_text=True)
     assert "DCPPAT-BSUB" in html.split('data-field="department"', 1)[1].split("</tr>", 1)[0]
     with app.app_context():
         assert db.session.execute(select(Mail.id)).first() is None
