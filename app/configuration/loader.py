@@ -201,8 +201,9 @@ class _Item:
 
 
 def _validate_sections(
-    source: SourceFile, data: Any, positions: _Positions, errors: list[SchemaError]
+    source: SourceFile, data: Any, positions: _Positions, errors: list[SchemaError], invalid: dict[str, set[str]],
 ) -> list[_Item]:
+    """Return the valid items of the file's sections; add the id of each invalid one to ``invalid``."""
     if not isinstance(data, dict):
         errors.append(SchemaError(source.name, 1, "", "file_not_mapping"))
         return []
@@ -224,6 +225,8 @@ def _validate_sections(
             item = _validate_item(source, section, index, entry, positions, errors)
             if item is not None:
                 items.append(item)
+            elif isinstance(entry, dict) and isinstance(entry.get(SECTION_KEYS[section]), str):
+                invalid[section].add(entry[SECTION_KEYS[section]])
     return items
 
 
@@ -441,6 +444,23 @@ def read_sources(directory: Path) -> list[SourceFile]:
     return sources
 
 
+# The errors naming an id that no valid item declares, with the section and the parameter of that id.
+_UNKNOWN_REFERENCES = {
+    "unknown_department": ("departments", "code"),
+    "unknown_mail_type": ("mail_types", "id"),
+    "unknown_status": ("statuses", "id"),
+    "unknown_distribution_list": ("distribution_lists", "id"),
+    "unknown_action": ("actions", "id"),
+    "unknown_reminder_plan": ("reminder_plans", "id"),
+}
+
+
+def _refers_to_invalid(error: SchemaError, invalid: dict[str, set[str]]) -> bool:
+    """Tell whether ``error`` only says that an item is unknown, when that item is declared but has errors of its own."""
+    reference = _UNKNOWN_REFERENCES.get(error.code)
+    return reference is not None and error.params.get(reference[1]) in invalid[reference[0]]
+
+
 def load_configuration(sources: list[SourceFile], files_root: Path | None = None) -> Configuration:
     """Validate ``sources`` and return the Configuration, or raise LoadFailed with every error.
 
@@ -449,10 +469,11 @@ def load_configuration(sources: list[SourceFile], files_root: Path | None = None
     """
     errors: list[SchemaError] = []
     items: list[_Item] = []
+    invalid: dict[str, set[str]] = {section: set() for section in SECTION_SPECS}
     for source in sources:
         data, positions = _parse_file(source, errors)
         if data is not None:
-            items.extend(_validate_sections(source, data, positions, errors))
+            items.extend(_validate_sections(source, data, positions, errors, invalid))
 
     index = _index_items(items, errors)
     _check_departments(index["departments"], errors)
@@ -463,7 +484,7 @@ def load_configuration(sources: list[SourceFile], files_root: Path | None = None
     _check_circuits(index, errors)
     _check_templates(index, errors, files_root)
     if errors:
-        raise LoadFailed(errors)
+        raise LoadFailed([error for error in errors if not _refers_to_invalid(error, invalid)])
 
     configuration = Configuration(checksum=compute_checksum(sources))
     for section in SECTION_SPECS:

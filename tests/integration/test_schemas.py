@@ -254,3 +254,13 @@ def test_department_with_agents_not_removed(app_context, schemas_copy):
         db.session.commit()
     apply_directory(REPO / "schemas")
     assert not db.session.get(Department, zz.id).active
+
+
+def test_invalid_item_not_also_reported_unknown_where_it_is_used(app_context, schemas_copy):
+    path = schemas_copy / "reminder_plans.yaml"
+    _replace(path, "{when: before, working_days: 3, recipients: [assignee]}", "{when: before, working_days: 3, recipients: [agent]}")
+
+    errors = _errors(schemas_copy)
+
+    assert {error.file for error in errors} == {"reminder_plans.yaml"}
+    assert "unknown_reminder_plan" not in {error.code for error in errors}
