@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIRS = [
     str(settings.BASE_DIR / "app" / area / "templates") for area in (
         "portal", "mail", "deadlines", "notifications", "scheduler", "actions", "routing", "absences", "search",
-        "signature", "statistics", "documents", "organisation",
+        "signature", "statistics", "documents", "organisation", "configuration",
     )
 ]
 
@@ -103,6 +103,7 @@ def register_views(app: Flask) -> None:
     from app.absences.views import register as register_absence_views
     from app.actions.views import register as register_action_views
     from app.attachments.views import register as register_attachment_views
+    from app.configuration.views import register as register_configuration_views
     from app.correspondents.views import register as register_correspondent_views
     from app.deadlines.views import register as register_deadline_views
     from app.documents.views import register as register_document_views
@@ -131,6 +132,7 @@ def register_views(app: Flask) -> None:
     register_signature_views(app, appbuilder)
     register_document_views(app, appbuilder)
     register_organisation_views(app, appbuilder)
+    register_configuration_views(app, appbuilder)
 
 
 def register_commands(app: Flask) -> None:

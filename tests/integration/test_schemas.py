@@ -264,3 +264,18 @@ def test_invalid_item_not_also_reported_unknown_where_it_is_used(app_context, sc
 
     assert {error.file for error in errors} == {"reminder_plans.yaml"}
     assert "unknown_reminder_plan" not in {error.code for error in errors}
+
+
+def test_versions_page_names_the_files_each_version_changed(app, client_as, schemas_copy):
+    with app.app_context():
+        _replace(schemas_copy / "departments.yaml", "Bureau du courrier", "Bureau du courrier et des archives")
+        number = apply_directory(schemas_copy, comment="Le bureau du courrier garde les archives").version
+        try:
+            page = client_as("admin").get("/admin/schemas/").get_data(as_text=True)
+        finally:
+            apply_directory(REPO / "schemas")
+    row = page.split(f'<tr data-version="{number}">', 1)[1].split("</tr>", 1)[0]
+    assert "Le bureau du courrier garde les archives" in row
+    assert "Modifiés : <code>departments.yaml</code>" in row
+    assert "la commande flask schemas apply" in row
+    assert client_as("sejour").get("/admin/schemas/").status_code == 403
