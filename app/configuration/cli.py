@@ -78,11 +78,20 @@ def check_command(directory: Path | None, lang: str) -> None:
 @_dir_option
 @_lang_option
 @click.option("--comment", default=None, help="Note stored with the new version.")
-def apply_command(directory: Path | None, lang: str, comment: str | None) -> None:
+@click.option("--by", "username", default=None, help="Login of the administrator applying the files, stored with the version.")
+def apply_command(directory: Path | None, lang: str, comment: str | None, username: str | None) -> None:
     """Validate the schema files and apply them as a new numbered version."""
     directory = directory or Path(current_app.config["SCHEMAS_DIR"])
+    actor_id = None
+    if username is not None:
+        user = current_app.appbuilder.sm.find_user(username=username)
+        if user is None:
+            with force_locale(lang):
+                click.echo(_("No account has the login %(login)s: nothing was applied.", login=username), err=True)
+            sys.exit(1)
+        actor_id = user.id
     try:
-        result = apply_directory(directory, comment=comment)
+        result = apply_directory(directory, actor_id=actor_id, comment=comment)
     except LoadFailed as failure:
         _report(failure, lang)
         sys.exit(1)

@@ -279,3 +279,21 @@ def test_versions_page_names_the_files_each_version_changed(app, client_as, sche
     assert "Modifiés : <code>departments.yaml</code>" in row
     assert "la commande flask schemas apply" in row
     assert client_as("sejour").get("/admin/schemas/").status_code == 403
+
+
+def test_cli_apply_records_who_applied(app, schemas_copy):
+    runner = app.test_cli_runner()
+    _replace(schemas_copy / "departments.yaml", "Bureau du courrier", "Bureau du courrier et des archives")
+
+    unknown = runner.invoke(args=["schemas", "apply", "--dir", str(schemas_copy), "--by", "inconnu", "--lang", "en"])
+    applied = runner.invoke(args=["schemas", "apply", "--dir", str(schemas_copy), "--by", "admin"])
+    try:
+        assert unknown.exit_code == 1
+        assert "No account has the login inconnu: nothing was applied." in unknown.output
+        assert applied.exit_code == 0, applied.output
+        with app.app_context():
+            latest = db.session.execute(select(SchemaVersion).order_by(SchemaVersion.number.desc()).limit(1)).scalar_one()
+            admin = app.appbuilder.sm.find_user(username="admin")
+            assert latest.applied_by_id == admin.id
+    finally:
+        assert runner.invoke(args=["schemas", "apply", "--dir", str(REPO / "schemas")]).exit_code == 0
