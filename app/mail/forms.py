@@ -63,7 +63,7 @@ class RegistrationFormBase(FlaskForm):
     )
     handling_department = SelectField(
         _l("Handling department"), choices=[],
-        description=_l("Left as it is, the routing rules choose the department. Choose one only to override them."),
+        description=_l("If you keep this choice, the routing rules choose the department; choose one only to override them."),
     )
     assignee_id = SelectField(_l("Assignee"), choices=[], validators=[Optional()])
 

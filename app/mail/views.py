@@ -207,6 +207,24 @@ def _show_errors(form: RegistrationFormBase, failure: ValidationFailed) -> None:
         field.errors = list(field.errors) + messages
 
 
+def _offer_departments(form: RegistrationFormBase, spec: Any, user: UserContext, locale: str) -> None:
+    """Fill the department choices: first "as the routing rules decide" when the type has a default department.
+
+    The rules, or else that default, then always give one. A type without a
+    default (outgoing mail, internal memos) starts on the agent's main department.
+    """
+    field = form.handling_department
+    departments = _department_choices(locale)
+    if spec.default_department:
+        field.choices = [("", _("— as the routing rules decide —")), *departments]
+        return
+    field.choices = departments
+    field.description = _("Choose the department that handles this mail: this type has no default department.")
+    if request.method == "GET" and user.primary_department_id is not None:
+        primary = db.session.get(Department, user.primary_department_id)
+        field.data = primary.code if primary is not None else None
+
+
 class MailView(BaseView):
     route_base = "/mail"
     default_view = "register_choice"
@@ -240,7 +258,7 @@ class MailView(BaseView):
             raise PermissionDenied()
         locale = locale_code()
         form = build_registration_form(spec, locale)()
-        form.handling_department.choices = [("", _("— as the routing rules decide —")), *_department_choices(locale)]
+        _offer_departments(form, spec, user, locale)
         form.assignee_id.choices = _assignee_choices()
         if request.method == "GET":
             form.channel.data = "internal" if spec.category == "internal" else "post"

@@ -397,6 +397,24 @@ def test_form_department_left_to_the_rules_or_chosen(client_as, app, chosen, han
         assert mail.handling_department.code == handled_by
 
 
+def test_form_of_a_type_without_default_department_starts_on_the_agents(client_as, app):
+    client = client_as("sejour")
+    page = client.get("/mail/register/internal_memo").get_data(as_text=True)
+    assert "selon les règles d&#39;aiguillage" not in page
+    assert '<option selected value="DMI-SSE-BPT">' in page
+
+    response = client.post("/mail/register/internal_memo", data={
+        "csrf_token": csrf_token(page), "subject": "Note sur les rendez-vous du guichet", "channel": "internal",
+        "priority": "normal", "handling_department": "DMI-SSE-BPT", "assignee_id": "", "correspondent_id": "",
+        "correspondent_kind": "person",
+    })
+
+    assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
+    with app.app_context():
+        mail = db.session.get(Mail, int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1]))
+        assert mail.handling_department.code == "DMI-SSE-BPT"
+
+
 def test_form_without_csrf_rejected(client_as):
     client = client_as("courrier")
     page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
