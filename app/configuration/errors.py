@@ -14,7 +14,12 @@ MESSAGES = {
     "yaml_tab": _l("a tab character: indent with spaces only"),
     "yaml_indentation": _l("the indentation does not match the lines above: align the keys of one block"),
     "yaml_colon": _l("a colon where none was expected: check the indentation of this line, or put a text containing ': ' between quotes"),
-    "yaml_quote": _l("a quote is not closed"),
+    "yaml_quote": _l("a quote opened on this line is not closed"),
+    "yaml_escape": _l("a backslash in a text between double quotes: put the text between single quotes instead, or write the backslash twice"),
+    "yaml_after_quote": _l(
+        "text goes on after a closing quote, on this line or one above: inside single quotes write an apostrophe "
+        "twice (''), and end a quoted text with its quote"
+    ),
     "not_utf8": _l("the file is not in UTF-8: save it again in UTF-8 (the byte %(byte)s cannot be read)"),
     "no_directory": _l("the schema directory does not exist"),
     "department_in_use": _l(

@@ -156,21 +156,26 @@ def _dotted(path: Path_) -> str:
 _YAML_PROBLEMS = (
     ("found character '\\t'", "yaml_tab"),
     ("found a tab character", "yaml_tab"),
+    # A scalar where a key should come: text after a closing quote, or an apostrophe inside '...'.
+    ("expected <block end>, but found '<scalar>'", "yaml_after_quote"),
     ("expected <block end>", "yaml_indentation"),
     ("did not find expected key", "yaml_indentation"),
     ("mapping values are not allowed here", "yaml_colon"),
 )
 
 
-def _yaml_problem(error: yaml.MarkedYAMLError) -> tuple[str, dict[str, Any]]:
-    """Return the message code of a YAML syntax error and its parameters, PyYAML's text only when no code fits."""
+def _yaml_problem(error: yaml.MarkedYAMLError) -> tuple[str, int | None]:
+    """Return the message code of a YAML syntax error and the line to name, None for PyYAML's own."""
     if "quoted scalar" in str(error.context or ""):
-        return "yaml_quote", {}
+        if str(error.problem or "").startswith("found unknown escape character"):
+            return "yaml_escape", None
+        # A quote left open: the line where it opens, not the end of the file where PyYAML stopped.
+        return "yaml_quote", error.context_mark.line + 1 if error.context_mark else None
     problem = str(error.problem or "")
     for start, code in _YAML_PROBLEMS:
         if problem.startswith(start):
-            return code, {}
-    return "yaml_syntax", {"detail": str(error.problem or error)}
+            return code, None
+    return "yaml_syntax", None
 
 
 def _parse_file(source: SourceFile, errors: list[SchemaError]) -> tuple[Any, _Positions]:
@@ -179,8 +184,9 @@ def _parse_file(source: SourceFile, errors: list[SchemaError]) -> tuple[Any, _Po
         node = yaml.compose(source.text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        errors.append(SchemaError(source.name, line, "", *_yaml_problem(exc)))
+        code, line = _yaml_problem(exc)
+        params = {"detail": str(exc.problem or exc)} if code == "yaml_syntax" else {}
+        errors.append(SchemaError(source.name, line or (mark.line + 1 if mark else 1), "", code, params))
         return None, positions
     if node is None:
         return {}, positions

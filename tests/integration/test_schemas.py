@@ -75,7 +75,10 @@ def test_bad_indentation_names_line(app_context, schemas_copy):
 @pytest.mark.parametrize(("text", "line", "french"), [
     ("departments:\n\t- code: ZZ\n", 2, "un caractère de tabulation : indentez avec des espaces seulement"),
     ("departments:\n  - code: ZZ\n    labels:\n      fr: Objet: demande\n", 4, "deux-points là où aucun n'était attendu"),
-    ('departments:\n  - code: "ZZ\n', 3, "un guillemet n'est pas refermé"),
+    ('departments:\n  - code: "ZZ\n    parent: SG\n', 2, "un guillemet ouvert sur cette ligne n'est pas refermé"),
+    ('departments:\n  - code: ZZ\n    labels: {fr: "^\\d{5}$"}\n', 3, "une barre oblique inversée dans un texte entre guillemets"),
+    ("departments:\n  - code: ZZ\n    email: 'accueil d'un service'\n    parent: SG\n", 3,
+     "du texte suit un guillemet fermant, sur cette ligne ou au-dessus"),
 ])
 def test_yaml_mistakes_explained_in_french(app_context, schemas_copy, text, line, french):
     (schemas_copy / "zz.yaml").write_text(text, encoding="utf-8")
