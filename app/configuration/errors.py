@@ -23,12 +23,12 @@ MESSAGES = {
     "not_utf8": _l("the file is not in UTF-8: save it again in UTF-8 (the byte %(byte)s cannot be read)"),
     "no_directory": _l("the schema directory does not exist"),
     "department_in_use": _l(
-        "the department %(code)s is removed from the files but still handles %(mails)s open mails and has "
-        "%(users)s agents: close or move its mail and give its agents other departments first, or keep it"
+        "the department %(code)s is removed from the files but still has open mail (%(mails)s) or active agents "
+        "(%(users)s): close or move its mail and give its agents other departments first, or keep it"
     ),
     "mail_type_in_use": _l(
-        "the mail type %(type)s is removed from the files but %(mails)s mails have it: keep it; to stop its "
-        "registration, take it out of the register_mail_types of the roles"
+        "the mail type %(type)s is removed from the files but the register holds mail of this type (%(mails)s): "
+        "keep it; to stop its registration, take it out of the register_mail_types of the roles"
     ),
     "duplicate_key": _l("this key is written twice in the same block"),
     "file_not_mapping": _l("the file must be a mapping of sections such as 'departments:' or 'mail_types:'"),

@@ -92,6 +92,8 @@ def removals_in_use(configuration: Configuration) -> list[SchemaError]:
     nothing. A mail type removed would leave its mail without labels, fields
     or legal regime. Closed mail of a removed department does not prevent it.
     """
+    from flask_appbuilder.security.sqla.models import User
+
     from app.mail.models import Mail
     from app.organisation.models import UserDepartment
 
@@ -106,18 +108,32 @@ def removals_in_use(configuration: Configuration) -> list[SchemaError]:
             .where(Mail.handling_department_id == department_id, Mail.status.not_in(sorted(configuration.closed_statuses)))
         ).scalar_one()
         members = db.session.execute(
-            select(func.count()).select_from(UserDepartment).where(UserDepartment.department_id == department_id)
+            select(func.count()).select_from(UserDepartment).join(User, User.id == UserDepartment.user_id)
+            .where(UserDepartment.department_id == department_id, User.active.is_(True))
         ).scalar_one()
         if open_mail or members:
             errors.append(SchemaError("", 0, f"departments.{code}", "department_in_use",
                                       {"code": code, "mails": open_mail, "users": members}))
+    # Only the types the applied version declares: one removed earlier is left as it was.
+    removed_types = sorted(set(_applied_mail_types()) - set(configuration.mail_types))
     used_types = db.session.execute(
-        select(Mail.mail_type, func.count()).where(Mail.mail_type.not_in(list(configuration.mail_types)))
-        .group_by(Mail.mail_type)
-    ).all()
+        select(Mail.mail_type, func.count()).where(Mail.mail_type.in_(removed_types)).group_by(Mail.mail_type)
+    ).all() if removed_types else []
     for type_id, count in used_types:
         errors.append(SchemaError("", 0, f"mail_types.{type_id}", "mail_type_in_use", {"type": type_id, "mails": count}))
     return errors
+
+
+def _applied_mail_types() -> list[str]:
+    """Return the mail types of the applied version; none when no version is applied or its files no longer load."""
+    latest = db.session.execute(select(SchemaVersion).order_by(SchemaVersion.number.desc()).limit(1)).scalar()
+    if latest is None:
+        return []
+    try:
+        return list(load_configuration([SourceFile(name, text) for name, text in sorted(latest.files.items())]).mail_types)
+    except LoadFailed:
+        log.warning("schema version %s cannot be read: removed mail types not checked", latest.number)
+        return []
 
 
 def _apply(

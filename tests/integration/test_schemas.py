@@ -300,3 +300,28 @@ def test_cli_apply_records_who_applied(app, schemas_copy):
             assert latest.applied_by_id == admin.id
     finally:
         assert runner.invoke(args=["schemas", "apply", "--dir", str(REPO / "schemas")]).exit_code == 0
+
+
+def test_department_of_inactive_agents_only_removed(app, app_context, schemas_copy):
+    from flask_appbuilder.security.sqla.models import User
+
+    from app.organisation.models import UserDepartment
+
+    _replace(schemas_copy / "departments.yaml", "departments:\n", (
+        'departments:\n  - code: SG-ZY\n    parent: SG\n    labels: {fr: "Bureau fermé", en: "Closed office"}\n'
+    ))
+    apply_directory(schemas_copy)
+    zy = db.session.execute(select(Department).where(Department.code == "SG-ZY")).scalar_one()
+    security = app.appbuilder.sm
+    former = security.add_user("ancien.agent", "Anne", "Ancienne", "ancienne@example.org", [security.find_role("agent")],
+                               password="mot-de-passe-assez-long")
+    former.active = False
+    db.session.add(UserDepartment(user_id=former.id, department_id=zy.id, is_primary=True))
+    db.session.commit()
+    try:
+        apply_directory(REPO / "schemas")
+        assert not db.session.get(Department, zy.id).active
+    finally:
+        db.session.execute(UserDepartment.__table__.delete().where(UserDepartment.user_id == former.id))
+        db.session.delete(db.session.get(User, former.id))
+        db.session.commit()
