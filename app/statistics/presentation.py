@@ -71,7 +71,7 @@ def build_tables(dashboard: Dashboard, factor_specs: dict[str, Any], locale: str
     tables = [
         Table("summary", _("Key figures"), [_("Indicator"), _("Value")],
               [[label, value] for _indicator, label, value in summary_rows(dashboard)]),
-        Table("trend", _("Registered and processed per period"), [_("From"), _("To"), _("Registrations"), _("Processed")],
+        Table("trend", _("Mail registered and processed per period"), [_("From"), _("To"), _("Mail registered"), _("Mail processed")],
               [[point.start, point.end, point.received, point.processed] for point in dashboard.trend]),
         Table("departments", _("Per department"), [_("Code"), _("Department"), _("Registrations"), _("Open"), _("Late")],
               [[row.code, row.label, row.received, row.backlog, row.late] for row in dashboard.departments]),
@@ -107,11 +107,11 @@ def dematerialisation_rows(dashboard: Dashboard, factor_specs: dict[str, Any], l
 def build_charts(dashboard: Dashboard, url: UrlFor) -> dict[str, Markup]:
     """Return the SVG charts; ``url(indicator, **changes)`` gives each bar's drill-down link."""
     categories = [trend_label(dashboard, index) for index in range(len(dashboard.trend))]
-    received = Series(_("Registrations"), "bar-received", [
+    received = Series(_("Mail registered"), "bar-received", [
         Bar(categories[index], point.received, url("received", start=point.start, end=point.end))
         for index, point in enumerate(dashboard.trend)
     ])
-    processed = Series(_("Processed"), "bar-processed", [
+    processed = Series(_("Mail processed"), "bar-processed", [
         Bar(categories[index], point.processed, url("processed", start=point.start, end=point.end))
         for index, point in enumerate(dashboard.trend)
     ])
