@@ -455,9 +455,9 @@ class EmbeddedBackend:
         limit * rows / (matches * share) rows, and the index path reads the
         matches of each id range, a cost that also grows as the share falls.
         For "réclamation" with the incoming category at 1,000,000 mails (share
-        about a third), judging by the kept matches took 48 to 51 ms at p95,
+        about a third), judging by the kept matches took 48 to 55 ms at p95,
         and judging by all the matches (the square root of the share in the
-        rule) 60 to 64 ms, timed in turn.
+        rule) 60 to 67 ms, in runs of 25 searches timed in turn.
         """
         if db.engine.dialect.name == "sqlite":
             # The FTS table drives the join in rowid order and the mail table is read by primary key.
