@@ -105,7 +105,7 @@ class StoredBlob:
 
 @dataclass
 class SweepProgress:
-    """What one call of ContentStore.sweep() did: the deleted objects, and the shard to start from next, if any."""
+    """The outcome of one call of ContentStore.sweep(): the deleted objects, and the shard to start from next, if any."""
 
     deleted: list[str]
     # None when the sweep reached the last shard.

@@ -2,7 +2,7 @@
 
 The sweep starts each night and works for at most STORAGE_SWEEP_SECONDS per
 scheduler pass, so that e-mail, reminders and indexing keep running beside
-it; it goes on at the next passes from the shard it stopped at, written in
+it. It goes on at the next passes from the shard it stopped at, written in
 the store's ``sweep-cursor`` file, until it has read every shard.
 """
 

@@ -462,7 +462,7 @@ _UNKNOWN_REFERENCES = {
 
 
 def _refers_to_invalid(error: SchemaError, invalid: dict[str, set[str]]) -> bool:
-    """Tell whether ``error`` only says that an item is unknown, when that item is declared but has errors of its own."""
+    """Tell whether ``error`` reports as unknown an item that is declared but has errors of its own."""
     reference = _UNKNOWN_REFERENCES.get(error.code)
     return reference is not None and error.params.get(reference[1]) in invalid[reference[0]]
 
