@@ -38,8 +38,8 @@ def check_password_length(password: str) -> None:
         )
 
 
-def _role_labels(roles: Any) -> str:
-    """Return the labels of ``roles`` in the user's language, as schemas/roles.yaml declares them."""
+def _role_label(name: str) -> str:
+    """Return the label of role ``name`` in the user's language, as schemas/roles.yaml declares it; else the name."""
     from flask_babel import get_locale
 
     from app.configuration.operations import ConfigurationMissing, current_configuration
@@ -47,26 +47,50 @@ def _role_labels(roles: Any) -> str:
     locale = get_locale()
     language = locale.language if locale else "fr"
     try:
-        declared = current_configuration().roles
+        spec = current_configuration().roles.get(name)
     except ConfigurationMissing:
-        declared = {}
-    labels = []
-    for role in roles or []:
-        spec = declared.get(role.name)
-        labels.append(spec.labels.get(language) if spec is not None else role.name)
-    return ", ".join(labels)
+        spec = None
+    return spec.labels.get(language) if spec is not None else name
+
+
+def _role_labels(roles: Any) -> str:
+    return ", ".join(_role_label(role.name) for role in roles or [])
+
+
+def _yes_no(value: Any) -> str:
+    return str(lazy_gettext("Yes") if value else lazy_gettext("No"))
+
+
+def _count(value: Any) -> str:
+    return str(value or 0)
+
+
+def _moment(value: Any) -> str:
+    from app.portal.hooks import _local_datetime
+
+    return _local_datetime(value) if value is not None else "—"
+
+
+def _person(value: Any) -> str:
+    return f"{value.first_name} {value.last_name}" if value is not None else "—"
 
 
 class EstafetteUserDBModelView(UserDBModelView):
-    """Flask-AppBuilder's user pages, whose profile shows the roles by their labels and no internal counters."""
+    """Flask-AppBuilder's user pages, with the roles by their labels, yes or no, dates and counters as words."""
 
     # The permissions the roles were granted name Flask-AppBuilder's class.
     class_permission_name = "UserDBModelView"
+    # Without "groups": the roles are granted to users directly.
+    list_columns = ["first_name", "last_name", "username", "email", "active", "roles"]
     user_show_fieldsets = [
         (lazy_gettext("User info"), {"fields": ["username", "roles"]}),
         (lazy_gettext("Personal Info"), {"fields": ["first_name", "last_name", "email"], "expanded": True}),
     ]
-    formatters_columns = {"roles": _role_labels}
+    formatters_columns = {
+        "roles": _role_labels, "active": _yes_no, "login_count": _count, "fail_login_count": _count,
+        "last_login": _moment, "created_on": _moment, "changed_on": _moment,
+        "created_by": _person, "changed_by": _person,
+    }
 
     def post_add(self, item: Any) -> None:
         """Send the administrator on to the new account's departments, without which it sees no mail."""
@@ -83,6 +107,8 @@ class EstafetteUserDBModelView(UserDBModelView):
 
 class EstafetteSecurityManager(SecurityManager):
     userdbmodelview = EstafetteUserDBModelView
+    # Flask-AppBuilder's chart of login counts, in English only, tells an administrator nothing here.
+    userstatschartview = None
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         """Check a permission of the logged-in user against the grants their request context read already.

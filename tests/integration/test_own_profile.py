@@ -104,3 +104,16 @@ def test_admin_user_pages_open(client_as):
     assert listing.status_code == 200
     assert "Agent du bureau du courrier" in html.unescape(listing.get_data(as_text=True))
     assert added.status_code == 200
+
+
+def test_admin_user_pages_read_as_words(app, client_as):
+    client = client_as("admin")
+    with app.app_context():
+        user_id = app.appbuilder.sm.find_user(username="courrier").id
+
+    listing = html.unescape(client.get("/users/list/").get_data(as_text=True))
+    shown = html.unescape(client.get(f"/users/show/{user_id}").get_data(as_text=True))
+
+    assert "True" not in listing and "Oui" in listing
+    assert "None" not in shown
+    assert client.get("/userstatschartview/chart/").status_code == 404
