@@ -233,6 +233,29 @@ def _routing_check(condition: str, value: Any) -> tuple[str, str]:
     return (str(label) if label else condition), str(values.get(text, text))
 
 
+def _routing_expected(condition: str, expected: Any) -> str:
+    """Return what a routing condition expects, in words: its values by their labels, "=", "one of", a range."""
+    def words(value: Any) -> str:
+        return _routing_check(condition, value)[1]
+
+    if isinstance(expected, (list, tuple)):
+        return ", ".join(words(item) for item in expected)
+    if not isinstance(expected, dict):
+        return "" if expected is None else str(expected)
+    if "equals" in expected:
+        return f"= {words(expected['equals'])}"
+    if "in" in expected and isinstance(expected["in"], list):
+        return str(_l("one of %(values)s", values=", ".join(words(item) for item in expected["in"])))
+    if isinstance(expected.get("range"), dict):
+        low, high = expected["range"].get("min"), expected["range"].get("max")
+        bounds = [f"≥ {words(low)}"] if low is not None else []
+        bounds += [f"≤ {words(high)}"] if high is not None else []
+        return " ".join(bounds)
+    if "pattern" in expected:
+        return str(_l("matches %(pattern)s", pattern=expected["pattern"]))
+    return ", ".join(f"{key}: {value}" for key, value in expected.items())
+
+
 # The notes that routing stores in a mail's history (app/routing/operations.py), by code.
 ROUTING_NOTES = {
     "department_chosen": _l("The department %(chosen)s was chosen on the form instead of %(routed)s, which the rules gave."),
@@ -311,3 +334,4 @@ def install(app: Flask) -> None:
     app.jinja_env.globals["routing_rule_names"] = _routing_rule_names
     app.jinja_env.filters["routing_note"] = _routing_note
     app.jinja_env.globals["routing_check"] = _routing_check
+    app.jinja_env.globals["routing_expected"] = _routing_expected
