@@ -76,10 +76,25 @@ def _picked_correspondent(registration: Any) -> Correspondent | None:
     return db.session.get(Correspondent, data.id)
 
 
-def sample_from_registration(registration: Any, picked: Correspondent | None = None) -> SampleMail:
+def comparable_fields(spec: Any, fields: dict[str, Any], locale: str) -> dict[str, Any]:
+    """Return ``fields`` as the register will store them where they are valid, so that the rules compare those.
+
+    An amount typed "150 000,00 €" is compared as 150000.00, as it is stored;
+    a value the checks will refuse is left as typed.
+    """
+    from app.mail.fields import clean_field_values
+
+    if spec is None:
+        return dict(fields)
+    cleaned, errors = clean_field_values(spec, {key: value for key, value in fields.items() if spec.field(key)}, locale)
+    return {key: value if key in errors or key not in cleaned else cleaned[key] for key, value in fields.items()}
+
+
+def sample_from_registration(registration: Any, picked: Correspondent | None = None, spec: Any = None) -> SampleMail:
     """Build what the rules look at from a ``Registration`` and its correspondent.
 
-    ``picked`` is the directory entry whose id the registration names, if any.
+    ``picked`` is the directory entry whose id the registration names, if any;
+    ``spec``, the registration's mail type, whose fields are then compared as stored.
     """
     data = registration.correspondent
     kind = organisation = email = None
@@ -95,7 +110,7 @@ def sample_from_registration(registration: Any, picked: Correspondent | None = N
         sender_kind=kind,
         sender_organisation=organisation,
         sender_email=email,
-        fields=dict(registration.fields),
+        fields=comparable_fields(spec, registration.fields, getattr(registration, "locale", "fr")),
     )
 
 
@@ -146,8 +161,8 @@ def _routed_assignee(plan: RoutingPlan, wanted: str | None, model: Any) -> int |
 def plan_routing(registration: Any, configuration: Configuration) -> RoutingPlan:
     """Evaluate the rules on ``registration`` and return it completed where the agent left it empty."""
     picked = _picked_correspondent(registration)
-    outcome = route(configuration, sample_from_registration(registration, picked))
     spec = configuration.mail_types.get(registration.mail_type)
+    outcome = route(configuration, sample_from_registration(registration, picked, spec))
     manual_department = registration.handling_department
     department_code = manual_department or outcome.department or (spec.default_department if spec else None)
     plan = RoutingPlan(registration, outcome, department_code, None, None, picked_correspondent=picked)

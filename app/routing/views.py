@@ -12,6 +12,7 @@ from app.core.errors import PermissionDenied
 from app.mail.forms import CHANNEL_CHOICES, KIND_CHOICES, PRIORITY_CHOICES
 from app.portal.access import login_required, require_user
 from app.routing.engine import SampleMail
+from app.routing.operations import comparable_fields
 from app.routing.samples import summarise
 
 
@@ -57,7 +58,7 @@ class RoutingAdminView(BaseView):
                 sender_kind=form.get("sender_kind") or None,
                 sender_organisation=form.get("sender_organisation") or None,
                 sender_email=form.get("sender_email") or None,
-                fields=fields,
+                fields=comparable_fields(configuration.mail_types.get(form.get("mail_type") or ""), fields, locale_code()),
             )
             summary = summarise(configuration, sample)
         return self.render_template(

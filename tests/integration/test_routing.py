@@ -107,7 +107,7 @@ def test_trace_records_matched_values(app_context):
     fired = mail.history[0].details["routing"]["fired"][0]
     assert fired["rule"] == "large_grant"
     assert {"condition": "fields.amount_requested", "expected": {"range": {"min": "100000", "max": None}},
-            "value": "250000", "passed": True} in fired["checks"]
+            "value": "250000.00", "passed": True} in fired["checks"]
 
 
 def test_model_opinion_request_at_registration(app_context):
@@ -118,6 +118,17 @@ def test_model_opinion_request_at_registration(app_context):
     ).scalars().all()
     assert [entry.department.code for entry in opinions] == ["CAB-SIDPC"]
     assert opinions[0].due_date is not None
+
+
+@pytest.mark.parametrize("typed", ["150 000,00 €", "150000", "150 000 EUR"])
+def test_rules_compare_an_amount_as_stored(app_context, typed):
+    mail = register_mail(user_context("courrier"), Registration(
+        mail_type="grant_request", subject="Rénovation de la salle polyvalente", fields={"amount_requested": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Commune de Saint-Rémy-lès-Chevreuse"),
+    ))
+    fired = [item["rule"] for item in mail.history[0].details["routing"]["fired"]]
+    assert "large_grant" in fired
+    assert mail.priority == "urgent"
 
 
 def test_form_department_overrides_rules(app_context):
@@ -427,7 +438,7 @@ def test_admin_screen_shows_trace(client_as, app):
     assert "amount_requested" not in ignored
     assert '<option value="post">post</option>' not in page.get_data(as_text=True)
     large_grant = html.split('<tr data-rule="large_grant"', 1)[1].split("</tr>", 1)[0].replace("\u202f", " ")
-    assert "Montant demandé : 250 000 ✓" in large_grant
+    assert "Montant demandé : 250 000,00 ✓" in large_grant
     assert "(attendu : ≥ 100 000,00)" in large_grant
     assert "{&#39;" not in html and "[&#39;" not in html
     assert "DCPPAT-BSUB" in html.split('data-field="department"', 1)[1].split("</tr>", 1)[0]
