@@ -61,6 +61,15 @@ class JobDefinition:
     tolerance: Callable[[dict[str, Any]], float]
 
 
+def _slack(interval_seconds: float) -> timedelta:
+    """Return how early a job may run: APScheduler may start a pass a little before the slot the last pass set.
+
+    Without it a job due every pass ran every other pass, its slot a few
+    milliseconds after the start of the pass that should have run it.
+    """
+    return timedelta(seconds=min(5.0, interval_seconds / 10))
+
+
 def _every_pass(now: datetime, config: dict[str, Any]) -> datetime:
     return now + timedelta(seconds=float(config["SCHEDULER_INTERVAL_SECONDS"]))
 
@@ -189,7 +198,7 @@ class SchedulerRunner:
             result = PassResult(self.holder, held=True)
             for job in JOBS:
                 state = _load_state(job, now, config)
-                if state.next_run_at is not None and state.next_run_at > now:
+                if state.next_run_at is not None and state.next_run_at > now + _slack(self.interval_seconds):
                     continue
                 if not lease.acquire(self.holder, now, lease_seconds):
                     log.warning("scheduler lease lost by %s during a pass; stopping the pass", self.holder)

@@ -303,3 +303,13 @@ def test_status_command_prints_jobs(app, app_context):
     assert result.exit_code == 0
     assert "lease: status-test" in result.output
     assert "job send_reminders:" in result.output
+
+
+def test_pass_started_a_moment_early_still_runs_the_jobs_due_every_pass(app):
+    runner = SchedulerRunner(app, holder="early-pass", interval_seconds=60)
+    first = runner.run_pass(NOW)
+    # APScheduler's next trigger comes a few milliseconds before the slot set by the first pass.
+    second = runner.run_pass(NOW + timedelta(seconds=59, milliseconds=990))
+
+    assert "deliver_email" in first.ran
+    assert "deliver_email" in second.ran
