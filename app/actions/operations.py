@@ -437,6 +437,12 @@ def _run(actor: UserContext, mail_id: int, action: ActionSpec, data: ActionInput
     OPERATIONS[action.operation](context)
     if context.next_status is not None:
         mail.status = context.next_status
+    closed = configuration.closed_statuses
+    if (from_status in closed) != (mail.status in closed):
+        # Closing removes the pending reminders; reopening plans them again from the due date.
+        from app.reminders.operations import schedule_reminders
+
+        schedule_reminders(mail, configuration.mail_types.get(mail.mail_type), configuration, now)
     if action.operation not in PERSONAL_OPERATIONS:
         mail.updated_at = now
         db.session.add(OutboxEvent(entity="mail", entity_id=mail.id, operation="upsert"))

@@ -189,6 +189,24 @@ def test_reopen_clears_closing(app_context):
     assert result.mail.closed_at is None
 
 
+def test_closing_removes_pending_reminders_and_reopening_plans_them(app_context):
+    from app.reminders.models import Reminder
+
+    def pending(mail_id: int) -> int:
+        return db.session.execute(
+            select(func.count()).select_from(Reminder).where(Reminder.mail_id == mail_id, Reminder.state == "pending")
+        ).scalar_one()
+
+    mail_id = _residence()
+    planned = pending(mail_id)
+    assert planned > 0
+
+    _act("sejour", mail_id, "close")
+    assert pending(mail_id) == 0
+    _act("sejour", mail_id, "reopen", comment="Pièce nouvelle reçue")
+    assert pending(mail_id) == planned
+
+
 def test_invisible_mail_is_not_found(app_context):
     mail_id = _residence()
     with pytest.raises(NotFound):
