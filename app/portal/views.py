@@ -18,13 +18,22 @@ class HomeView(IndexView):
     def index(self) -> Any:
         if not current_user or not current_user.is_authenticated:
             return redirect(url_for("AuthDBView.login"))
+        from app.absences.operations import delegator_contexts
         from app.configuration.operations import current_configuration
+        from app.mail.baskets import may_open_basket
         from app.portal.access import require_user
 
         user = require_user()
         configuration = current_configuration()
         registrable = [spec for spec in configuration.mail_types.values() if user.can_register(spec.id)]
-        return self.render_template(self.index_template, registrable=registrable, no_department=not user.department_ids)
+        # The baskets of the absent agents this user stands in for today, as on the absences page.
+        standing_in_for = [
+            (context, sorted((basket for basket in configuration.baskets.values() if may_open_basket(basket, context)),
+                             key=lambda basket: basket.order))
+            for context in delegator_contexts(user)
+        ]
+        return self.render_template(self.index_template, registrable=registrable, no_department=not user.department_ids,
+                                    standing_in_for=standing_in_for)
 
 
 def register(app: Flask, appbuilder: AppBuilder) -> None:

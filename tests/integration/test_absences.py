@@ -108,6 +108,9 @@ def test_delegate_opens_absent_baskets(app, client_as):
     assert 'id="acting-for"' in basket
     assert f'data-mail="{mail_id}"' in basket
     assert f'data-absent="{sejour_id}"' in delegate.get("/absences/").get_data(as_text=True)
+    home = delegate.get("/").get_data(as_text=True)
+    assert f'data-absent="{sejour_id}"' in home
+    assert f'href="/mail/basket/to_process?for={sejour_id}"' in home
     assert delegate.get(f"/mail/{mail_id}").status_code == 200
     assert client_as("renouvellement").get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404
 
