@@ -161,6 +161,20 @@ def test_amount_beyond_fifteen_digits_refused_without_declared_limit(app_context
     assert errors == {"amount_requested": [message]}
 
 
+@pytest.mark.parametrize(("typed", "accepted"), [("123 456 789 00012", True), ("12345678900012", True), ("123456789 0001", False)])
+def test_siret_written_in_groups_accepted(app_context, typed, accepted):
+    registration = Registration(
+        mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": "5 000", "association_siret": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Association Saint-Éloi des Lilas"),
+    )
+    if accepted:
+        assert register_mail(user_context("courrier"), registration).fields["association_siret"] == typed
+    else:
+        with pytest.raises(ValidationFailed) as failure:
+            register_mail(user_context("courrier"), registration)
+        assert "123 456 789 00012" in " ".join(failure.value.field_errors["field_association_siret"])
+
+
 def test_failed_registration_returns_number(app_context):
     clerk = user_context("courrier")
     first = register_mail(clerk, _residence_request())
