@@ -23,16 +23,16 @@ TEXTS = {
     "fr": {
         "reference": "Référence : ",
         "subject": "Objet : ",
-        "your_request": "Votre demande du {{ arrival_date }}",
+        "your_request": "Votre demande reçue le {{ arrival_date }}",
         "affair": "Affaire suivie par : {{ agent_name }}, {{ agent_title }}",
         "contact": "{{ department_phone }} – {{ department_email }}",
         "place_date": "Paris, le {{ today }}",
-        "salutation": "{{ recipient_civility }},",
+        "salutation": "{{ recipient_salutation }},",
         "reply_body": (
             "J'ai bien reçu votre courrier relatif à « {{ mail_subject }} », enregistré sous le numéro "
             "{{ registration_number }}. [Rédigez ici la réponse.]"
         ),
-        "closing": "Je vous prie d'agréer, {{ recipient_civility }}, l'expression de ma considération distinguée.",
+        "closing": "Je vous prie d'agréer, {{ recipient_salutation }}, l'expression de ma considération distinguée.",
         "ar_title": "ACCUSÉ DE RÉCEPTION",
         "ar_received": (
             "Votre demande « {{ mail_subject }} » ({{ mail_type }}) a été reçue le {{ arrival_date }} et "
@@ -57,7 +57,7 @@ TEXTS = {
     "en": {
         "reference": "Reference: ",
         "subject": "Subject: ",
-        "your_request": "Your request of {{ arrival_date }}",
+        "your_request": "Your request received on {{ arrival_date }}",
         "affair": "Handled by: {{ agent_name }}, {{ agent_title }}",
         "contact": "{{ department_phone }} – {{ department_email }}",
         "place_date": "Paris, {{ today }}",

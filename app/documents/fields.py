@@ -142,6 +142,22 @@ def _missing(context: MergeContext) -> str:
     return "\n".join(f"- {item}" for item in context.missing_documents)
 
 
+# How a letter addresses its recipient, by civility (abbreviated or written out, without its dot),
+# in each language of the documents; "" for a recipient without a known civility.
+SALUTATIONS = {
+    "fr": {"mme": "Madame", "madame": "Madame", "mlle": "Madame", "m": "Monsieur", "monsieur": "Monsieur",
+           "me": "Maître", "maître": "Maître", "dr": "Docteur", "docteur": "Docteur", "": "Madame, Monsieur"},
+    "en": {"mme": "Madam", "madame": "Madam", "mlle": "Madam", "m": "Sir", "monsieur": "Sir",
+           "me": "Maître", "maître": "Maître", "dr": "Doctor", "docteur": "Doctor", "": "Madam, Sir"},
+}
+
+
+def salutation(civility: str, language: str) -> str:
+    """Return the form of address of a recipient of this civility: "Madame" for "Mme", "Madame, Monsieur" without one."""
+    forms = SALUTATIONS["en" if language == "en" else "fr"]
+    return forms.get((civility or "").strip().rstrip(".").lower(), forms[""])
+
+
 def _fields() -> list[MergeField]:
     def lang_date(getter: Callable[[MergeContext], date | None]) -> Callable[[MergeContext], str]:
         return lambda context: long_date(getter(context), context.language)
@@ -176,6 +192,10 @@ def _fields() -> list[MergeField]:
         MergeField("recipient_civility", "Civilité du destinataire du document (l'expéditeur pour un accusé de réception)",
                    "Civility of the document's recipient (the sender for an acknowledgement)",
                    lambda c: c.addressee.civility),
+        MergeField("recipient_salutation",
+                   "Appel du destinataire dans une lettre : Madame, Monsieur, Maître… ; « Madame, Monsieur » sans civilité",
+                   "Form of address of the recipient in a letter: Madam, Sir…; \"Madam, Sir\" without a civility",
+                   lambda c: salutation(c.addressee.civility, c.language)),
         MergeField("recipient_name", "Prénom et nom du destinataire du document",
                    "First and last name of the document's recipient", lambda c: c.addressee.name),
         MergeField("recipient_organisation", "Organisme du destinataire du document",

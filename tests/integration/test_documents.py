@@ -187,6 +187,22 @@ def test_special_characters_kept_as_text(app_context, restore_templates):
 # --- Reply drafts and versions ------------------------------------------------------
 
 
+@pytest.mark.parametrize(("civility", "form"), [("Mme", "Madame"), ("M.", "Monsieur"), ("Me", "Maître"), ("", "Madame, Monsieur")])
+def test_reply_addresses_its_recipient_in_words(app_context, civility, form):
+    mail = register_mail(user_context("courrier"), Registration(
+        mail_type="grant_request", subject="Demande de subvention", arrival_date=date(2026, 11, 20),
+        fields={"amount_requested": "1500"},
+        correspondent=CorrespondentInput(kind="person", civility=civility, first_name="Odile",
+                                         last_name="Perrin-Vasseur", confirm_new=True),
+    ))
+    produced = generate_reply(user_context("subventions"), mail.id, "reply_standard", "fr")
+    text = "\n".join(document_text(version_docx_bytes(produced.version) or b""))
+
+    assert f"\n{form},\n" in f"\n{text}\n"
+    assert f"Je vous prie d'agréer, {form}, l'expression" in text
+    assert "Votre demande reçue le 20 novembre 2026" in text
+
+
 def test_reply_versions_and_history(app_context, restore_templates):
     mail = _grant_request(date(2026, 11, 20))
     agent = user_context("subventions")
