@@ -33,7 +33,7 @@ DistributionRole = Literal["copy", "opinion_to_give", "opinion_pending"]
 DueBand = Literal["overdue", "due_soon"]
 BasketColumn = Literal[
     "chrono", "mail_type", "subject", "arrival_date", "due_date", "status", "assignee",
-    "department", "priority", "unread", "closed_at",
+    "department", "priority", "unread", "closed_at", "opinion_due",
 ]
 DEFAULT_BASKET_COLUMNS = ["chrono", "mail_type", "subject", "arrival_date", "due_date", "status"]
 Channel = Literal["post", "email", "web", "hand", "internal"]

@@ -46,6 +46,9 @@ class BasketPage:
     page_size: int
     # Ids of the listed mails the user received in copy and has not marked as read.
     unread_ids: set[int] = field(default_factory=set)
+    # The date each listed mail's opinion asked of the user or their departments is due, for the
+    # column "opinion_due"; the earliest when several are asked.
+    opinion_due: dict[int, date] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -362,7 +365,21 @@ def basket_page(
     if "assignee" in basket.columns:
         _load_assignees(items)
     unread = unread_mail_ids(user, [mail.id for mail in items]) if basket.unread_marks else set()
-    return BasketPage(basket, items, total, page, page_size, unread)
+    opinion_due = _opinion_due_dates(user, [mail.id for mail in items]) if "opinion_due" in basket.columns else {}
+    return BasketPage(basket, items, total, page, page_size, unread, opinion_due)
+
+
+def _opinion_due_dates(user: UserContext, mail_ids: list[int]) -> dict[int, date]:
+    """Return when the opinions asked of ``user`` or their departments on ``mail_ids``, not given yet, are due."""
+    if not mail_ids:
+        return {}
+    rows = db.session.execute(
+        select(DistributionEntry.mail_id, func.min(DistributionEntry.due_date))
+        .where(DistributionEntry.mail_id.in_(mail_ids), DistributionEntry.role == OPINION,
+               DistributionEntry.answered_at.is_(None), DistributionEntry.due_date.is_not(None), _addressed_to(user))
+        .group_by(DistributionEntry.mail_id)
+    ).all()
+    return {mail_id: due for mail_id, due in rows}
 
 
 def _load_assignees(items: list[Mail]) -> None:
@@ -670,4 +687,5 @@ def basket_column_labels() -> dict[str, str]:
         "chrono": _("Number"), "mail_type": _("Type"), "subject": _("Subject"), "arrival_date": _("Arrival"),
         "due_date": _("Due date"), "status": _("Status"), "assignee": _("Assignee"),
         "department": _("Department"), "priority": _("Priority"), "unread": _("Read"), "closed_at": _("Closed"),
+        "opinion_due": _("Opinion due"),
     }

@@ -74,12 +74,16 @@ class BasketRow:
     department_code: str
     closed_at: datetime | None
     unread: bool
+    opinion_due: date | None = None
+    opinion_late: bool = False
+    priority_label: str = ""
 
 
 def basket_rows(result: BasketPage, configuration: Configuration, locale: str, today: date) -> list[BasketRow]:
     """Return the rows of a basket page: labels in ``locale``, late against ``today``."""
     # The detail URL of mail 0 ends with "/0": its prefix serves every mail, one url_for call per page.
     detail_prefix = url_for("MailView.detail", mail_id=0).removesuffix("0")
+    priorities = {value: str(label) for value, label in PRIORITY_CHOICES}
     rows = []
     for mail in result.items:
         status = configuration.statuses.get(mail.status)
@@ -101,6 +105,9 @@ def basket_rows(result: BasketPage, configuration: Configuration, locale: str, t
             department_code=mail.handling_department.code,
             closed_at=mail.closed_at,
             unread=mail.id in result.unread_ids,
+            opinion_due=(opinion_due := result.opinion_due.get(mail.id)),
+            opinion_late=bool(opinion_due and opinion_due < today),
+            priority_label=priorities.get(mail.priority, mail.priority),
         ))
     return rows
 

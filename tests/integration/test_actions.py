@@ -142,6 +142,24 @@ def test_opinion_cycle_returns_to_in_progress(app_context):
     assert entry.answered_by_id == user_context("naturalisation").user_id
 
 
+def test_opinions_basket_shows_when_the_opinion_is_due(app, client_as):
+    with app.app_context():
+        mail_id = _residence()
+        _act("sejour", mail_id, "qualify")
+        due = today_in_paris() + timedelta(days=7)
+        _act("sejour", mail_id, "ask_opinion", opinion_department="DMI-SN", opinion_due_date=due)
+        mail_due = db.session.get(Mail, mail_id).due_date
+
+    page = client_as("naturalisation").get("/mail/basket/opinions_to_give").get_data(as_text=True)
+
+    heading = page.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert heading.index("Avis attendu le") < heading.index("Date limite")
+    row = page.split(f'data-mail="{mail_id}"', 1)[1].split("</tr>", 1)[0]
+    cells = [cell.split("<", 1)[0].strip() for cell in row.split("<td>")[1:]]
+    assert cells[3] == due.strftime("%d/%m/%Y")
+    assert cells[4] == mail_due.strftime("%d/%m/%Y")
+
+
 def test_two_opinions_wait_for_both(app_context):
     mail_id = _residence()
     _act("sejour", mail_id, "ask_opinion", opinion_user_id=user_context("naturalisation").user_id)
