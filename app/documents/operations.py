@@ -381,6 +381,8 @@ def upload_version(
     if len(data) > limit:
         raise ValidationFailed({"file": [str(_l("The file %(name)s is larger than the limit of %(limit)s MB.",
                                                 name=file_name or "", limit=limit // (1024 * 1024)))]})
+    if not data:
+        raise ValidationFailed({"file": [str(_l("The file %(name)s is empty: choose it again.", name=file_name or ""))]})
     kind = detect_upload_type(data)
     if kind is None:
         raise ValidationFailed({"file": [str(_l("The file %(name)s is neither a .docx document nor a PDF.",

@@ -227,6 +227,9 @@ def test_reply_versions_and_history(app_context, restore_templates):
     assert events.count("document_version_added") == 2
     with pytest.raises(ValidationFailed):
         upload_version(agent, produced.document.id, io.BytesIO(b"MZ not a document"), "virus.docx")
+    with pytest.raises(ValidationFailed) as empty:
+        upload_version(agent, produced.document.id, io.BytesIO(b""), "vide.pdf")
+    assert empty.value.field_errors["file"] == ["Le fichier vide.pdf est vide : choisissez-le de nouveau."]
 
 
 def test_other_department_cannot_reach_documents(app, client_as):
