@@ -83,7 +83,7 @@ class RegistrationFormBase(FlaskForm):
     correspondent_address = TextAreaField(_l("Address"), render_kw={"rows": 2})
     correspondent_postcode = StringField(_l("Postcode"), validators=[Length(max=12)])
     correspondent_city = StringField(_l("City"), validators=[Length(max=120)])
-    correspondent_confirm_new = BooleanField(_l("Create a new entry anyway: this is a different person"))
+    correspondent_confirm_new = BooleanField(_l("Create a new entry anyway: this is another correspondent"))
 
     attachments = MultipleFileField(
         _l("Attachments"),
