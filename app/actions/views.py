@@ -20,7 +20,7 @@ from app.actions.operations import (
 )
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
-from app.core.errors import Conflict, PermissionDenied, ValidationFailed
+from app.core.errors import Conflict, PermissionDenied, ValidationFailed, message_without_form
 from app.core.parsing import ParseError, parse_date
 from app.distribution.operations import distribution_of
 from app.mail.baskets import basket_page, get_basket
@@ -82,11 +82,6 @@ def action_panel_context(user: UserContext, mail: Mail, configuration: Configura
     }
 
 
-def _error_text(error: ValidationFailed) -> str:
-    details = " ".join(" ".join(messages) for messages in error.field_errors.values())
-    return f"{error.message} {details}".strip() if error.message not in details else details
-
-
 class ActionView(BaseView):
     route_base = "/mail"
 
@@ -101,7 +96,7 @@ class ActionView(BaseView):
         try:
             result = perform_action(user, mail_id, action_id, action_input_from(request.form, locale))
         except ValidationFailed as failure:
-            flash(_error_text(failure), "danger")
+            flash(message_without_form(failure), "danger")
         except (Conflict, ActionNotAllowed) as refusal:
             flash(refusal.message, "warning")
         else:

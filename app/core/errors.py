@@ -51,6 +51,17 @@ class ValidationFailed(EstafetteError):
         return f"{self.message} ({details})" if details else self.message
 
 
+def message_without_form(error: EstafetteError) -> str:
+    """Return what to flash for ``error`` on a page that shows no form: its fields' messages, else its message.
+
+    The general message of ValidationFailed points to fields marked in red,
+    which a page reached by a redirect does not show.
+    """
+    if isinstance(error, ValidationFailed) and error.field_errors:
+        return " ".join(message for messages in error.field_errors.values() for message in messages)
+    return str(error.message)
+
+
 class Conflict(EstafetteError):
     http_status = 409
     default_message = _l("Someone else changed this mail at the same time: reload the page and try again.")

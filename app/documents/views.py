@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from app.attachments.filenames import content_disposition
 from app.configuration.operations import current_configuration
-from app.core.errors import EstafetteError, NotFound, PermissionDenied, ValidationFailed
+from app.core.errors import EstafetteError, NotFound, PermissionDenied, ValidationFailed, message_without_form
 from app.core.types import utcnow
 from app.documents.acknowledgements import (
     ACKNOWLEDGEMENT,
@@ -58,11 +58,7 @@ def _locale() -> str:
 
 
 def _flash_error(error: EstafetteError) -> None:
-    if isinstance(error, ValidationFailed) and error.field_errors:
-        details = " ".join(message for messages in error.field_errors.values() for message in messages)
-        flash(details if error.message in details else f"{error.message} {details}", "danger")
-    else:
-        flash(error.message, "danger")
+    flash(message_without_form(error), "danger")
 
 
 def _back(mail_id: int) -> Any:

@@ -352,3 +352,18 @@ def test_copied_department_member_sees_mail(client_as, app):
     assert copies == 1
     assert client_as("cabinet").get(f"/mail/{mail_id}").status_code == 200
     assert client_as("legalite").get(f"/mail/{mail_id}").status_code == 404
+
+
+def test_refused_action_says_why_without_pointing_at_red_fields(app, client_as):
+    with app.app_context():
+        mail_id = _residence()
+        _act("sejour", mail_id, "qualify")
+        _act("sejour", mail_id, "ask_opinion", opinion_department="DMI-SN")
+    client = client_as("naturalisation")
+    token = csrf_token(client.get(f"/mail/{mail_id}").get_data(as_text=True))
+
+    page = client.post(f"/mail/{mail_id}/action/give_opinion", data={"csrf_token": token, "comment": ""},
+                       follow_redirects=True).get_data(as_text=True).replace("&#39;", "'")
+
+    assert "Un commentaire est obligatoire pour cette action." in page
+    assert "en rouge" not in page
