@@ -497,6 +497,35 @@ def test_failed_submit_names_files_to_choose_again(client_as):
     assert 'id="files-to-choose-again"' not in page_without_files
 
 
+def test_refused_files_not_asked_again(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), "Lettre de Mme Lefèvre.pdf"), (io.BytesIO(b""), "vide.pdf")])
+
+    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
+
+    again = html.split('id="files-to-choose-again"', 1)[1].split("</p>", 1)[0]
+    assert "Lettre de Mme Lefèvre.pdf" in again
+    assert "vide.pdf" not in again
+    assert "Le fichier vide.pdf est vide" in html
+
+
+def test_email_registered_as_the_letter_called_an_email(client_as, app):
+    message = (
+        "From: =?utf-8?q?Association_des_Amis_du_Canal?= <contact@amis-du-canal.example>\r\n"
+        "To: courrier@demo-prefecture.example\r\nSubject: =?iso-8859-1?q?Demande_de_subvention_=E9t=E9?=\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Madame, Monsieur, nous sollicitons une subvention pour l'=E9t=E9.\r\n"
+    ).encode("ascii")
+    with app.app_context():
+        mail = register_mail(user_context("courrier"), _residence_request(uploads=[Upload(io.BytesIO(message), "demande.eml", kind="letter")]))
+        mail_id = mail.id
+    page = client_as("courrier").get(f"/mail/{mail_id}").get_data(as_text=True)
+
+    assert "courriel reçu" in page
+    assert "courrier numérisé" not in page
+
+
 def test_script_in_subject_shown_as_text(client_as, app):
     with app.app_context():
         register_mail(user_context("courrier"), _residence_request(
