@@ -11,6 +11,10 @@ The rules, applied in this order by :func:`score_duplicate`:
      extra reason. One side may lack contact data.
    * ``possible`` when the e-mail addresses, phone numbers or organisations
      differ.
+   An organisation typed without a person and an entry of the same
+   organisation that names a person there (or the reverse) count as the
+   same name: ``Comité des fêtes`` is the entry ``M. Étienne François
+   (Comité des fêtes)``.
 3. Different name keys whose similarity is at least 0.85, such as
    ``Lefèvre`` and ``Lefèbvre``: ``possible``, never ``probable``, even when
    other data agree. The similarity is the ``difflib`` ratio of the keys, or
@@ -193,6 +197,11 @@ def _organisation_key(organisation: str | None) -> str | None:
     return fold_for_match(organisation) or None
 
 
+def _organisation_only(contact: ContactFingerprint) -> bool:
+    """Tell whether ``contact`` is an organisation without a person's name."""
+    return bool(contact.organisation) and name_key(contact.name) == name_key(contact.organisation or "")
+
+
 def _name_similarity(key_a: str, key_b: str) -> float:
     """Compute the similarity of two name keys as rule 3 of the module docstring defines it."""
     similarity = SequenceMatcher(None, key_a, key_b).ratio()
@@ -213,6 +222,9 @@ def score_duplicate(a: ContactFingerprint, b: ContactFingerprint) -> Match:
     organisation = _compare(_organisation_key(a.organisation), _organisation_key(b.organisation))
     key_a = name_key(a.name)
     key_b = name_key(b.name)
+    if organisation == "same" and _organisation_only(a) != _organisation_only(b):
+        # One side is the organisation itself, the other a person there: compare them as the organisation.
+        key_a = key_b = _organisation_key(a.organisation) or ""
 
     if email == "same":
         return Match("probable", ["same_email"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import insert, or_, select
+from sqlalchemy import func, insert, or_, select
 
 from app.core.errors import ValidationFailed
 from app.core.parsing import fold_for_match
@@ -89,6 +89,9 @@ def find_duplicates(data: CorrespondentInput) -> list[tuple[Correspondent, Match
     if key:
         # Candidates share the last word of the folded name (the surname, usually).
         conditions.append(Correspondent.name_key.contains(key.split()[-1]))
+    if data.organisation and data.organisation.split():
+        # Or the last word of the organisation, for an entry that names a person there.
+        conditions.append(func.lower(Correspondent.organisation).contains(data.organisation.split()[-1].lower()))
     if email:
         conditions.append(Correspondent.email_key == email)
     if phone:

@@ -209,6 +209,20 @@ def test_duplicate_correspondent_proposed(app_context):
     assert db.session.execute(select(func.count()).select_from(Correspondent)).scalar_one() == 2
 
 
+def test_organisation_typed_alone_found_behind_its_contact_person(app_context):
+    clerk = user_context("courrier")
+    grant = dict(mail_type="grant_request", subject="Demande de subvention", fields={"amount_requested": "5 000"})
+    register_mail(clerk, Registration(**grant, correspondent=CorrespondentInput(
+        kind="organisation", civility="M.", first_name="Étienne", last_name="François",
+        organisation="Comité des fêtes de Lagny-sur-Marne")))
+
+    with pytest.raises(DuplicateCorrespondent) as failure:
+        register_mail(clerk, Registration(**grant, correspondent=CorrespondentInput(
+            kind="organisation", organisation="Comité des fêtes de Lagny-sur-Marne")))
+
+    assert [row.last_name for row, match in failure.value.candidates] == ["François"]
+
+
 def test_confirmed_new_correspondent_created(app_context):
     clerk = user_context("courrier")
     register_mail(clerk, _residence_request(correspondent=CorrespondentInput(first_name="Hélène", last_name="Lefèvre-Giraud")))

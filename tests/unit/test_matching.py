@@ -232,3 +232,17 @@ def test_unrelated_contacts_none() -> None:
 
 def test_empty_names_not_matched() -> None:
     assert score_duplicate(ContactFingerprint(name=""), ContactFingerprint(name="  ")).level == "none"
+
+
+COMITE = ContactFingerprint(name="Comité des fêtes de Lagny-sur-Marne", organisation="Comité des fêtes de Lagny-sur-Marne")
+COMITE_CONTACT = ContactFingerprint(name="Étienne François", organisation="COMITE DES FETES DE LAGNY SUR MARNE")
+
+
+def test_organisation_and_a_person_there_are_the_same_correspondent() -> None:
+    assert score_duplicate(COMITE, COMITE_CONTACT).level == "probable"
+    assert score_duplicate(COMITE_CONTACT, COMITE).level == "probable"
+
+
+def test_two_people_of_one_organisation_are_not() -> None:
+    other = ContactFingerprint(name="Lucie Martin", organisation="Comité des fêtes de Lagny-sur-Marne")
+    assert score_duplicate(other, COMITE_CONTACT).level == "none"
