@@ -130,10 +130,15 @@ def _applied_mail_types() -> list[str]:
     if latest is None:
         return []
     try:
-        return list(load_configuration([SourceFile(name, text) for name, text in sorted(latest.files.items())]).mail_types)
+        return list(configuration_of(latest).mail_types)
     except LoadFailed:
         log.warning("schema version %s cannot be read: removed mail types not checked", latest.number)
         return []
+
+
+def configuration_of(version: SchemaVersion) -> Configuration:
+    """Load the configuration of a stored version from its files; raise LoadFailed when this loader rejects them."""
+    return load_configuration([SourceFile(name, text) for name, text in sorted(version.files.items())])
 
 
 def _apply(
@@ -170,7 +175,7 @@ def _refresh_acknowledgement_state(latest: SchemaVersion | None, configuration: 
     before = None
     if latest is not None:
         try:
-            before = load_configuration([SourceFile(name, text) for name, text in sorted(latest.files.items())])
+            before = configuration_of(latest)
         except LoadFailed:
             # Files of an older format that this loader refuses: recompute every mail rather than guess.
             log.warning("schema version %s cannot be read: acknowledgement state of every mail recomputed",
@@ -336,8 +341,7 @@ def current_configuration() -> Configuration:
         if not isinstance(cached, Configuration) or cached.version != number:
             row = db.session.get(SchemaVersion, number)
             assert row is not None
-            sources = [SourceFile(name, text) for name, text in sorted(row.files.items())]
-            cached = load_configuration(sources)
+            cached = configuration_of(row)
             cached.version = number
             _cache["configuration"] = cached
         _cache["checked_at"] = now
