@@ -139,6 +139,8 @@ class SchemaError:
         return str(MESSAGES[self.code]) % params
 
     def __str__(self) -> str:
-        location = (f"{self.file}:{self.line}" if self.line else self.file) if self.file else "schemas"
+        location = "schemas"
+        if self.file:
+            location = f"{self.file}:{self.line}" if self.line else self.file
         key = f" [{self.key}]" if self.key else ""
         return f"{location}{key}: {self.message()}"

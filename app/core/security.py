@@ -93,7 +93,7 @@ class EstafetteUserDBModelView(UserDBModelView):
     }
 
     def post_add(self, item: Any) -> None:
-        """Send the administrator on to the new account's departments, without which it sees no mail."""
+        """Flash a link to the new account's departments, because an account without one is shown no mail."""
         from flask import flash, url_for
         from markupsafe import Markup, escape
 
@@ -107,7 +107,7 @@ class EstafetteUserDBModelView(UserDBModelView):
 
 class EstafetteSecurityManager(SecurityManager):
     userdbmodelview = EstafetteUserDBModelView
-    # Flask-AppBuilder's chart of login counts, in English only, tells an administrator nothing here.
+    # Flask-AppBuilder's chart of login counts exists in English only and is of no use to an administrator here.
     userstatschartview = None
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:

@@ -143,7 +143,7 @@ def _missing(context: MergeContext) -> str:
 
 
 # How a letter addresses its recipient, by civility (abbreviated or written out, without its dot),
-# in each language of the documents; "" for a recipient without a known civility.
+# in each language of the documents. The key "" is for a recipient without a known civility.
 SALUTATIONS = {
     "fr": {"mme": "Madame", "madame": "Madame", "mlle": "Madame", "m": "Monsieur", "monsieur": "Monsieur",
            "me": "Maître", "maître": "Maître", "dr": "Docteur", "docteur": "Docteur", "": "Madame, Monsieur"},

@@ -264,7 +264,7 @@ def _within_file_limit(registration: Registration) -> Registration:
     count = len(registration.uploads)
     if count <= limit:
         return registration
-    log.info("registration with %s files refused: the limit is %s", count, limit)
+    log.info("registration with %s files rejected: the maximum is %s", count, limit)
     message = lazy_ngettext(
         "At most %(num)s file is registered with a mail, and %(count)s were chosen: scan the pages of one document into one PDF.",
         "At most %(num)s files are registered with a mail, and %(count)s were chosen: scan the pages of one document into one PDF.",

@@ -271,8 +271,9 @@ class MailView(BaseView):
             form.channel.data = "internal" if spec.category == "internal" else "post"
 
         candidates: list[Any] = []
-        # The messages about refused files, which name them.
-        refused = ""
+        # The error messages of the rejected files, each naming its file.
+        # NOTE: the names are found in the messages' text, not passed with the error.
+        rejected = ""
         if request.method == "POST" and form.validate_on_submit():
             try:
                 mail = register_mail(user, _registration_from_form(form, type_id, locale))
@@ -280,11 +281,11 @@ class MailView(BaseView):
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
                 flash(duplicate.message, "warning")
-                refused = " ".join(duplicate.field_errors.get("attachments", []))
+                rejected = " ".join(duplicate.field_errors.get("attachments", []))
             except ValidationFailed as failure:
                 _show_errors(form, failure)
                 flash(failure.message, "danger")
-                refused = " ".join(failure.field_errors.get("attachments", []))
+                rejected = " ".join(failure.field_errors.get("attachments", []))
             else:
                 flash(_("Mail registered under number %(chrono)s.", chrono=mail.chrono), "success")
                 return redirect(url_for("MailView.detail", mail_id=mail.id))
@@ -294,7 +295,7 @@ class MailView(BaseView):
         # The form comes back without the files the agent had chosen: the page names those to choose again.
         chosen = [safe_display_name(file.filename) for file in request.files.getlist(form.attachments.name)
                   if file and file.filename]
-        dropped_files = [name for name in chosen if f" {name} " not in f" {refused} "]
+        dropped_files = [name for name in chosen if f" {name} " not in f" {rejected} "]
         return self.render_template(
             "mail/register.html", form=form, spec=spec, locale=locale,
             custom_fields=custom_field_names(spec), candidates=candidates, dropped_files=dropped_files,

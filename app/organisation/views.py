@@ -1,7 +1,7 @@
 """Administration screens "agents and departments": which departments each user belongs to and heads.
 
-A user sees the mail of their departments and of the departments below them:
-an account without a department sees none, so the list puts such accounts first.
+A user is shown the mail of their departments and of the departments below them.
+An account without a department is shown none, so the list puts such accounts first.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class HomeView(IndexView):
         user = require_user()
         configuration = current_configuration()
         registrable = [spec for spec in configuration.mail_types.values() if user.can_register(spec.id)]
-        # The baskets of the absent agents this user stands in for today, as on the absences page.
+        # The baskets of the absent agents whose delegate this user is today, as on the absences page.
         standing_in_for = [
             (context, sorted((basket for basket in configuration.baskets.values() if may_open_basket(basket, context)),
                              key=lambda basket: basket.order))

@@ -79,8 +79,9 @@ def _picked_correspondent(registration: Any) -> Correspondent | None:
 def comparable_fields(spec: Any, fields: dict[str, Any], locale: str) -> dict[str, Any]:
     """Return ``fields`` as the register will store them where they are valid, so that the rules compare those.
 
-    An amount typed "150 000,00 €" is compared as 150000.00, as it is stored;
-    a value the checks will refuse is left as typed.
+    An amount typed "150 000,00 €" is compared as 150000.00, as it is stored.
+    A value that the checks will reject is left as typed.
+    NOTE: registration's checks clean the same fields again afterwards.
     """
     from app.mail.fields import clean_field_values
 

@@ -356,7 +356,7 @@ def _add_to_counters(connection: Connection, amounts: Counter[tuple[Any, ...]]) 
     """Add ``amounts`` to the counter rows, creating missing rows (an upsert on the primary key).
 
     The rows go in key order, so that two transactions adding to the same
-    rows lock them in the same order and never wait for each other in a cycle.
+    counter rows lock them in the same order.
     """
     rows = sorted((*key, amount) for key, amount in amounts.items() if amount)
     names = (*COUNTER_KEY, "count")

@@ -226,7 +226,7 @@ def _status_label(configuration: Any, status: str, locale: str) -> str:
     return spec.labels.get(locale) if spec else status
 
 
-# The figures that count mail as it stands today, whatever the period chosen.
+# The figures that count mail in its state of today, whatever the period chosen.
 TODAY_INDICATORS = frozenset({"backlog", "late", "opinions_overdue", "implicit_decisions"})
 
 

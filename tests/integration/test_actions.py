@@ -354,7 +354,7 @@ def test_copied_department_member_sees_mail(client_as, app):
     assert client_as("legalite").get(f"/mail/{mail_id}").status_code == 404
 
 
-def test_refused_action_says_why_without_pointing_at_red_fields(app, client_as):
+def test_rejected_action_flashes_field_messages(app, client_as):
     with app.app_context():
         mail_id = _residence()
         _act("sejour", mail_id, "qualify")

@@ -303,7 +303,7 @@ def test_registration_after_rolled_back_insert(app_context):
     assert outbox == [second.id]
 
 
-def test_files_past_the_limit_refused_before_any_is_written(app_context, monkeypatch):
+def test_too_many_files_rejected_unwritten(app_context, monkeypatch):
     monkeypatch.setitem(app_context.config, "MAX_ATTACHMENTS_PER_MAIL", 2)
     pdf = _pdf()
     temporary = set(content_store().tmp_dir.iterdir())
@@ -425,7 +425,7 @@ def test_form_department_left_to_the_rules_or_chosen(client_as, app, chosen, han
         assert mail.handling_department.code == handled_by
 
 
-def test_form_of_a_type_without_default_department_starts_on_the_agents(client_as, app):
+def test_form_without_default_department_starts_on_own(client_as, app):
     client = client_as("sejour")
     page = client.get("/mail/register/internal_memo").get_data(as_text=True)
     assert "selon les règles d&#39;aiguillage" not in page

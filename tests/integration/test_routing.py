@@ -440,7 +440,8 @@ def test_admin_screen_shows_trace(client_as, app):
     large_grant = html.split('<tr data-rule="large_grant"', 1)[1].split("</tr>", 1)[0].replace("\u202f", " ")
     assert "Montant demandé : 250 000,00 ✓" in large_grant
     assert "(attendu : ≥ 100 000,00)" in large_grant
-    assert "{&#39;" not in html and "[&#39;" not in html
+    assert "{&#39;" not in html
+    assert "[&#39;" not in html
     assert "DCPPAT-BSUB" in html.split('data-field="department"', 1)[1].split("</tr>", 1)[0]
     with app.app_context():
         assert db.session.execute(select(Mail.id)).first() is None

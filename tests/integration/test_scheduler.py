@@ -305,7 +305,7 @@ def test_status_command_prints_jobs(app, app_context):
     assert "job send_reminders:" in result.output
 
 
-def test_pass_started_a_moment_early_still_runs_the_jobs_due_every_pass(app):
+def test_early_pass_runs_jobs_due(app):
     runner = SchedulerRunner(app, holder="early-pass", interval_seconds=60)
     first = runner.run_pass(NOW)
     # APScheduler's next trigger comes a few milliseconds before the slot set by the first pass.

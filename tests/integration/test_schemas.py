@@ -259,7 +259,7 @@ def test_department_with_agents_not_removed(app_context, schemas_copy):
     assert not db.session.get(Department, zz.id).active
 
 
-def test_invalid_item_not_also_reported_unknown_where_it_is_used(app_context, schemas_copy):
+def test_invalid_item_not_reported_unknown(app_context, schemas_copy):
     path = schemas_copy / "reminder_plans.yaml"
     _replace(path, "{when: before, working_days: 3, recipients: [assignee]}", "{when: before, working_days: 3, recipients: [agent]}")
 

@@ -261,7 +261,7 @@ def test_window_postgresql_reading_paths(app_context, monkeypatch, reads_newest_
     assert (len(ranges) > len(cases)) if in_ranges else not ranges
 
 
-def test_filtered_window_judges_its_reading_path_by_the_share_kept(app_context, monkeypatch):
+def test_filtered_window_uses_kept_share(app_context, monkeypatch):
     """The window narrowed by one facet filter counts on the share of the wider window that passes it.
 
     A word found in many mails is read newest first, but under a filter that keeps a

@@ -51,7 +51,7 @@ def test_nightly_sweep_deletes_only_old_unreferenced_files(app):
         assert store.read_verified(letter).is_file()
 
 
-def test_sweep_stopped_by_its_time_limit_goes_on_at_the_next_passes(app, monkeypatch):
+def test_sweep_resumes_at_next_pass(app, monkeypatch):
     monkeypatch.setitem(app.config, "STORAGE_SWEEP_SECONDS", 0)
     with app.app_context():
         store = content_store()

@@ -1,4 +1,4 @@
-"""The administrator chooses the departments of an account, without which it sees no mail."""
+"""The administrator chooses the departments of an account, without which the account is shown no mail."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_only_an_administrator_opens_or_sends_the_pages(app, client_as, new_agen
     assert _departments(app, new_agent) == set()
 
 
-def test_account_created_by_the_administrator_leads_to_its_departments(app, client_as):
+def test_new_account_links_to_departments(app, client_as):
     admin = client_as("admin")
     form = admin.get("/users/add").get_data(as_text=True)
     with app.app_context():

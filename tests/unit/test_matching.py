@@ -238,7 +238,7 @@ COMITE = ContactFingerprint(name="Comité des fêtes de Lagny-sur-Marne", organi
 COMITE_CONTACT = ContactFingerprint(name="Étienne François", organisation="COMITE DES FETES DE LAGNY SUR MARNE")
 
 
-def test_organisation_and_a_person_there_are_the_same_correspondent() -> None:
+def test_organisation_matches_its_contact_person() -> None:
     assert score_duplicate(COMITE, COMITE_CONTACT).level == "probable"
     assert score_duplicate(COMITE_CONTACT, COMITE).level == "probable"
 

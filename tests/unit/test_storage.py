@@ -244,7 +244,7 @@ def test_sweep_ignores_foreign_files(store: ContentStore) -> None:
     assert foreign.exists()
 
 
-def test_sweep_keeps_an_object_reused_while_references_are_read(store: ContentStore) -> None:
+def test_sweep_keeps_object_reused_meanwhile(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     _age(blob.path, 7200)
 
@@ -270,14 +270,14 @@ def test_sweep_asks_for_references_in_batches(store: ContentStore) -> None:
     blobs = [store.put_bytes(content) for content in max(by_shard.values(), key=len)]
     for blob in blobs:
         _age(blob.path, 7200)
-    asked: list[int] = []
+    batch_sizes: list[int] = []
 
     def first_referenced(candidates: list[str]) -> set[str]:
-        asked.append(len(candidates))
+        batch_sizes.append(len(candidates))
         return {blobs[0].sha256} & set(candidates)
 
     deleted = store.sweep(first_referenced, older_than=timedelta(hours=1), batch_size=2).deleted
-    assert asked == [2, 2, 1]
+    assert batch_sizes == [2, 2, 1]
     assert deleted == sorted(blob.sha256 for blob in blobs[1:])
     assert blobs[0].path.exists()
 
@@ -297,7 +297,7 @@ def test_sweep_stops_after_the_shard_of_its_deadline(store: ContentStore) -> Non
     assert sorted(first.deleted + rest.deleted) == sorted(blob.sha256 for blob in blobs)
 
 
-def test_sweep_puts_back_an_object_left_out_of_place(store: ContentStore) -> None:
+def test_sweep_restores_object_left_aside(store: ContentStore) -> None:
     blob = store.put_bytes(CONTENT)
     # What a sweep stopped between its rename and its check leaves.
     os.replace(blob.path, store.tmp_dir / f"swept-{CONTENT_SHA256}")

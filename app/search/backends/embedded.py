@@ -449,7 +449,7 @@ class EmbeddedBackend:
         """Return the statement of the text matches under ``conditions``.
 
         ``match_share`` is the share of the matches that the caller expects the
-        conditions to keep, when it knows it. The reading path is then chosen
+        conditions to keep, when the caller has it. The reading path is then chosen
         as for a word with that many matches.
         NOTE: chosen by measurement, not by a model. Newest first tests about
         limit * rows / (matches * share) rows, and the index path reads the
