@@ -116,7 +116,8 @@ class InsertBatch:
 
     def __init__(self) -> None:
         self.keeps_rows = db.session.get_bind().dialect.name == "postgresql"
-        self._parts: list[tuple[Table, list[dict[str, Any]]]] = []
+        # Rows of a table, or the parameters of a statement written by a function of the parameter prefix.
+        self._parts: list[tuple[Table | Callable[[str], str], list[dict[str, Any]]]] = []
 
     def reserve_id(self, table: Table) -> int | None:
         """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once."""
@@ -136,14 +137,25 @@ class InsertBatch:
             return
         self._parts.append((table, _with_defaults(table, rows)))
 
+    def add_statement(self, statement: Callable[[str], str], parameters: dict[str, Any]) -> None:
+        """Run a data-modifying statement with the kept rows, at ``execute()``; only when rows are kept.
+
+        ``statement(prefix)`` returns its SQL, in which each parameter name
+        is written after ``prefix``. It must be a module-level function, so
+        that statements of the same shape share one compiled statement.
+        """
+        if not self.keeps_rows:
+            raise RuntimeError("InsertBatch.add_statement() needs a batch that keeps rows (PostgreSQL)")
+        self._parts.append((statement, [parameters]))
+
     def execute(self) -> None:
-        """Insert the kept rows."""
+        """Insert the kept rows and run the kept statements."""
         if not self._parts:
             return
-        shape = tuple((table, tuple(rows[0]), len(rows)) for table, rows in self._parts)
+        shape = tuple((part, tuple(rows[0]), len(rows)) for part, rows in self._parts)
         parameters = {
             _parameter_name(position, number, key): row[key]
-            for position, (table, keys, _count) in enumerate(shape)
+            for position, (_part, keys, _count) in enumerate(shape)
             for number, row in enumerate(self._parts[position][1])
             for key in keys
         }
@@ -152,27 +164,37 @@ class InsertBatch:
 
 
 def _parameter_name(position: int, number: int, key: str) -> str:
-    return f"p{position}_{number}_{key}"
+    return f"{_parameter_prefix(position, number)}{key}"
+
+
+def _parameter_prefix(position: int, number: int) -> str:
+    return f"p{position}_{number}_"
 
 
 @functools.lru_cache(maxsize=256)
-def _batch_statement(shape: tuple[tuple[Table, tuple[str, ...], int], ...]) -> Insert:
+def _batch_statement(shape: tuple[tuple[Table | Callable[[str], str], tuple[str, ...], int], ...]) -> Insert:
     """Build the statement of InsertBatch.execute() for the tables, columns and row counts of ``shape``.
 
     Built once per shape with bound parameters, one INSERT per row, so that
     SQLAlchemy compiles it once and then finds it in its cache. SQLAlchemy
     caches no INSERT of several rows in one VALUES. Compiled at every
     registration, the statement cost more time than the round trips it saved.
+    The last row inserted is the main statement, every other part a WITH query.
     """
-    parts = [
-        insert(table).values({
-            key: bindparam(_parameter_name(position, number, key), type_=table.c[key].type) for key in keys
-        })
-        for position, (table, keys, count) in enumerate(shape)
-        for number in range(count)
-    ]
-    *first, statement = parts
-    for position, part in enumerate(first):
+    inserts: list[Insert] = []
+    others: list[Any] = []
+    for position, (part, keys, count) in enumerate(shape):
+        if not isinstance(part, Table):
+            others.append(text(part(_parameter_prefix(position, 0))).columns())
+            continue
+        for number in range(count):
+            inserts.append(insert(part).values({
+                key: bindparam(_parameter_name(position, number, key), type_=part.c[key].type) for key in keys
+            }))
+    if not inserts:
+        raise ValueError("an InsertBatch needs at least one row to insert")
+    *first, statement = inserts
+    for position, part in enumerate([*first, *others]):
         statement = statement.add_cte(part.cte(f"part_{position}"))
     return statement
 

@@ -53,7 +53,7 @@ from app.organisation.models import Department, UserDepartment
 from app.reminders.operations import schedule_reminders
 from app.routing.operations import RoutingPlan, apply_routing, plan_routing
 from app.search.outbox import queue_inserted_mail
-from app.statistics.counters import FactsRow, assigning_events
+from app.statistics.counters import FactsRow, assigning_events, count_inserted_mail_in_batch
 from app.statistics.counters import note_inserted_mail as note_counted_mail
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,8 @@ def _insert_mail(
         if reserved_id is not None:
             # The number is taken as late as it can be: its counter row stays locked until the
             # commit, and concurrent registrations of the same category and year wait for it.
+            # So the statistics counters, written at the commit otherwise, go in the batch.
+            count_inserted_mail_in_batch(db.session(), mail.id, batch)
             _take_number(values, spec, configuration, today)
             for key in ("chrono", "chrono_number"):
                 set_committed_value(mail, key, values[key])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 
 from app.core.db import InsertBatch, _batch_statement, write_transaction
@@ -15,10 +16,12 @@ from app.mail.operations import Registration, register_mail, today_in_paris
 from app.notifications.models import EmailMessage, Notification
 from app.reminders.models import Reminder
 from app.search.models import OutboxEvent
+from app.statistics.counters import upsert_count_arrays
 from tests.conftest import user_context
 
 # The tables whose rows a registration sends with the mail's row on PostgreSQL.
-BATCHED_TABLES = ("mail_correspondent", "history_entry", "search_outbox", "reminder", "notification", "email_message")
+BATCHED_TABLES = ("mail_correspondent", "history_entry", "search_outbox", "reminder", "notification", "email_message",
+                  "mail_statistics", "statistics_count")
 
 
 def _register_assigned() -> tuple[Mail, list[str]]:
@@ -79,6 +82,40 @@ def test_postgresql_gets_one_insert_statement(app_context):
     assert mail.id is not None
 
 
+def test_number_then_batch_only(app_context):
+    _mail, statements = _register_assigned()
+
+    numbered = [position for position, statement in enumerate(statements) if "INSERT INTO chrono_counter" in statement]
+    assert len(numbered) == 1
+    after_number = statements[numbered[0] + 1:]
+    if db.engine.dialect.name == "postgresql":
+        # The number's counter row stays locked until the commit: concurrent registrations wait for it.
+        assert len(after_number) == 1
+        assert "INSERT INTO mail " in after_number[0]
+        assert "INSERT INTO statistics_count " in after_number[0]
+
+
+def test_registration_counts_match_rebuild(app_context):
+    from app.configuration.operations import current_configuration
+    from app.statistics.counters import rebuild_counters
+    from app.statistics.models import MailStatistics, StatisticsCount
+
+    def counts() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        counters = {tuple(row) for row in db.session.execute(select(StatisticsCount.__table__)).all() if row.count}
+        facts = {tuple(row) for row in db.session.execute(select(MailStatistics.__table__)).all()}
+        return counters, facts
+
+    with write_transaction():
+        rebuild_counters(db.session.connection(), current_configuration())
+    mail, _statements = _register_assigned()
+    registered = counts()
+    with write_transaction():
+        rebuild_counters(db.session.connection(), current_configuration())
+
+    assert _count(MailStatistics, MailStatistics.mail_id == mail.id) == 1
+    assert registered == counts()
+
+
 def test_kept_rows_wait_for_execute(app_context):
     mail, _statements = _register_assigned()
 
@@ -109,3 +146,41 @@ def test_batch_statement_is_cacheable(app_context):
     # SQLAlchemy compiles a statement without a cache key at every execution.
     assert statement._generate_cache_key() is not None
     assert _batch_statement(shape) is statement
+
+
+
+def test_batch_runs_kept_statement(app_context):
+    from app.statistics.counters import COUNTER_KEY
+    from app.statistics.models import DAY, StatisticsCount
+
+    mail, _statements = _register_assigned()
+    key = ("received", DAY, mail.arrival_date, mail.handling_department_id, "kept_statement_type", "incoming",
+           "post", False, 0, 0, 0)
+    kept_rows = StatisticsCount.mail_type == "kept_statement_type"
+    with write_transaction():
+        batch = InsertBatch()
+        if not batch.keeps_rows:
+            with pytest.raises(RuntimeError):
+                batch.add_statement(upsert_count_arrays, {})
+            return
+        batch.add_statement(upsert_count_arrays, {name: [key[position]] for position, name in enumerate(COUNTER_KEY)}
+                            | {"count": [3]})
+        batch.add(HistoryEntry.__table__, [{"mail_id": mail.id, "actor_id": None, "event": "noted", "details": {}}])
+        before = _count(StatisticsCount, kept_rows)
+        batch.execute()
+
+    assert before == 0
+    assert db.session.execute(select(StatisticsCount.count).where(kept_rows)).scalar_one() == 3
+    assert _count(HistoryEntry, HistoryEntry.mail_id == mail.id, HistoryEntry.event == "noted") == 1
+
+
+def test_batch_statement_text_part_cacheable(app_context):
+    shape = (
+        (upsert_count_arrays, ("measure", "count"), 1),
+        (OutboxEvent.__table__, ("entity", "entity_id"), 1),
+    )
+
+    statement = _batch_statement(shape)
+
+    assert statement._generate_cache_key() is not None
+    assert "INSERT INTO statistics_count" in str(statement)
