@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, bindparam, event, insert, text
+from sqlalchemy import Insert, Table, bindparam, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -60,12 +60,20 @@ def is_sqlite() -> bool:
 def write_transaction() -> Iterator[None]:
     """Run the block in one transaction that commits on success, rolls back on error.
 
-    Any read transaction the request opened before is ended first, so that on
-    SQLite the write lock is taken at the start (BEGIN IMMEDIATE) and waits
-    for other writers instead of failing.
+    On SQLite, any read transaction the request opened before is ended first,
+    so that the write lock is taken at the start (BEGIN IMMEDIATE) and waits
+    for other writers instead of failing. On PostgreSQL, whose statements each
+    read the rows committed when they start, the block goes on in a read
+    transaction the request opened: ending it and beginning another were two
+    more round trips. Rows the request flushed before then commit or roll
+    back with the block, as operations are the only writers.
     """
     session = db.session()
     if session.in_transaction():
+        if _continuable(session):
+            with _ending_transaction(session):
+                yield
+            return
         session.commit()
     token = _begin_immediate.set(True)
     try:
@@ -73,6 +81,27 @@ def write_transaction() -> Iterator[None]:
             yield
     finally:
         _begin_immediate.reset(token)
+
+
+def _continuable(session: Any) -> bool:
+    """Return whether a write may go on in the session's open transaction: PostgreSQL, nothing pending, no failed statement."""
+    if is_sqlite() or not session.is_active or session.new or session.dirty or session.deleted:
+        return False
+    from psycopg.pq import TransactionStatus
+
+    status = session.connection().connection.dbapi_connection.info.transaction_status
+    return bool(status == TransactionStatus.INTRANS)
+
+
+@contextmanager
+def _ending_transaction(session: Any) -> Iterator[None]:
+    """Run the block in the session's open transaction, then commit it, or roll it back on error."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def run_in_write_transaction(function: Callable[[], T], description: str) -> T:
@@ -119,13 +148,15 @@ class InsertBatch:
         # Rows of a table, or the parameters of a statement written by a function of the parameter prefix.
         self._parts: list[tuple[Table | Callable[[str], str], list[dict[str, Any]]]] = []
 
-    def reserve_id(self, table: Table) -> int | None:
-        """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once."""
+    def reserve_id(self, table: Table, *values: Any) -> tuple[int, tuple[Any, ...]] | None:
+        """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once.
+
+        The scalar subqueries ``values`` are read in the same round trip and returned with the id.
+        """
         if not self.keeps_rows:
             return None
-        return int(db.session.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": table.name}
-        ).scalar_one())
+        row = db.session.execute(_reserve_statement(table.name, values)).one()
+        return int(row[0]), tuple(row[1:])
 
     def add(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
         """Insert ``rows`` into ``table``, now or at ``execute()``. The rows of one call have the same keys."""
@@ -161,6 +192,12 @@ class InsertBatch:
         }
         self._parts = []
         db.session.execute(_batch_statement(shape), parameters)
+
+
+@functools.lru_cache(maxsize=64)
+def _reserve_statement(table_name: str, values: tuple[Any, ...]) -> Any:
+    # Built once per table and values: building the SELECT took longer than running it.
+    return select(func.nextval(func.pg_get_serial_sequence(table_name, "id")), *values)
 
 
 def _parameter_name(position: int, number: int, key: str) -> str:

@@ -53,7 +53,13 @@ from app.organisation.models import Department, UserDepartment
 from app.reminders.operations import schedule_reminders
 from app.routing.operations import RoutingPlan, apply_routing, plan_routing
 from app.search.outbox import queue_inserted_mail
-from app.statistics.counters import FactsRow, assigning_events, count_inserted_mail_in_batch
+from app.statistics.counters import (
+    FactsRow,
+    assigning_events,
+    count_inserted_mail_in_batch,
+    state_of,
+    state_values,
+)
 from app.statistics.counters import note_inserted_mail as note_counted_mail
 
 log = logging.getLogger(__name__)
@@ -316,7 +322,9 @@ def _insert_mail(
         notification_cache.load([registration.assignee_id])
     # On PostgreSQL the rows are inserted by one statement at the end, the mail's id reserved now.
     batch = InsertBatch()
-    reserved_id = batch.reserve_id(Mail.__table__)
+    # The statistics state is read with the id: registration writes the counters in the batch.
+    reserved = batch.reserve_id(Mail.__table__, *state_values())
+    reserved_id, counters_state = (reserved[0], state_of(reserved[1])) if reserved is not None else (None, None)
     values = {
         "chrono": None,
         "chrono_year": today.year,
@@ -370,7 +378,7 @@ def _insert_mail(
             # The number is taken as late as it can be: its counter row stays locked until the
             # commit, and concurrent registrations of the same category and year wait for it.
             # So the statistics counters, written at the commit otherwise, go in the batch.
-            count_inserted_mail_in_batch(db.session(), mail.id, batch)
+            count_inserted_mail_in_batch(db.session(), mail.id, batch, counters_state)
             _take_number(values, spec, configuration, today)
             for key in ("chrono", "chrono_number"):
                 set_committed_value(mail, key, values[key])

@@ -562,14 +562,33 @@ def _configuration_if_counted(connection: Connection) -> Configuration | None:
     return configuration
 
 
-def count_inserted_mail_in_batch(session: Session, mail_id: int, batch: InsertBatch) -> None:
+@functools.cache
+def state_values() -> tuple[Any, Any]:
+    """Return the scalar subqueries of the state row, built once: its id (NULL without the row) and its fingerprint."""
+    return (
+        select(StatisticsState.id).where(StatisticsState.id == STATE_ID).scalar_subquery(),
+        select(StatisticsState.fingerprint).where(StatisticsState.id == STATE_ID).scalar_subquery(),
+    )
+
+
+def state_of(values: tuple[Any, Any]) -> dict[str, Any] | None:
+    """Return what read_state() returns, from the values of state_values()."""
+    state_id, fingerprint = values
+    if state_id is None:
+        return None
+    return fingerprint or {}
+
+
+def count_inserted_mail_in_batch(session: Session, mail_id: int, batch: InsertBatch,
+                                 state: dict[str, Any] | None) -> None:
     """Hand ``batch`` the counts of a mail noted by note_inserted_mail with its facts row, instead of the commit.
 
     Registration takes the registration number before it executes the batch,
     and the number's counter row stays locked until the commit. Counted at
     the commit, the mail's counter rows, shared with other registrations,
     would also stay locked from their own statement to the commit, and the
-    facts row would be one more statement. A mail whose facts need reading
+    facts row would be one more statement. ``state`` is what read_state()
+    returned earlier in the transaction. A mail whose facts need reading
     from its rows (an assigning registration) stays noted for the commit,
     and so does any mail when the batch inserts at once (SQLite).
     """
@@ -577,17 +596,23 @@ def count_inserted_mail_in_batch(session: Session, mail_id: int, batch: InsertBa
     row = known.get(mail_id)
     if row is None or row.assigning or not batch.keeps_rows:
         return
+    from app.configuration.operations import current_configuration
+
     connection = session.connection()
-    configuration = _configuration_if_counted(connection)
-    if configuration is not None:
-        facts = _facts_of_rows(connection, [row], [], configuration)[mail_id]
-        batch.add(MailStatistics.__table__, [fact_values(facts)])
-        rows = sorted((*key, amount) for key, amount in contributions(facts).items() if amount)
-        if rows:
-            names = (*COUNTER_KEY, "count")
-            batch.add_statement(upsert_count_arrays, {
-                name: [row[position] for row in rows] for position, name in enumerate(names)
-            })
+    configuration = current_configuration()
+    if not state or state != cached_fingerprint(connection, configuration):
+        # Invalid, empty or changed counters are left to the commit, which reads their state again,
+        # because a rebuild may commit in between. The commit also writes an empty state after
+        # the mail row: a rebuild locks the mail table before it writes the state row.
+        return
+    facts = _facts_of_rows(connection, [row], [], configuration)[mail_id]
+    batch.add(MailStatistics.__table__, [fact_values(facts)])
+    rows = sorted((*key, amount) for key, amount in contributions(facts).items() if amount)
+    if rows:
+        names = (*COUNTER_KEY, "count")
+        batch.add_statement(upsert_count_arrays, {
+            name: [row[position] for row in rows] for position, name in enumerate(names)
+        })
     session.info.get(PENDING_KEY, set()).discard(mail_id)
     session.info.get(INSERTED_KEY, set()).discard(mail_id)
     del known[mail_id]

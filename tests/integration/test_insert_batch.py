@@ -52,6 +52,15 @@ def _count(model: Any, *conditions: Any) -> int:
     return db.session.execute(select(func.count()).select_from(model).where(*conditions)).scalar_one()
 
 
+def _rebuild_counters() -> None:
+    """Make the statistics counters valid, as after the first registration of a register."""
+    from app.configuration.operations import current_configuration
+    from app.statistics.counters import rebuild_counters
+
+    with write_transaction():
+        rebuild_counters(db.session.connection(), current_configuration())
+
+
 def test_registration_writes_every_batched_row(app_context):
     mail, _statements = _register_assigned()
 
@@ -72,6 +81,7 @@ def test_registration_writes_every_batched_row(app_context):
 
 
 def test_postgresql_gets_one_insert_statement(app_context):
+    _rebuild_counters()
     mail, statements = _register_assigned()
 
     inserts = [statement for statement in statements if "INSERT INTO mail " in statement]
@@ -83,6 +93,7 @@ def test_postgresql_gets_one_insert_statement(app_context):
 
 
 def test_number_then_batch_only(app_context):
+    _rebuild_counters()
     _mail, statements = _register_assigned()
 
     numbered = [position for position, statement in enumerate(statements) if "INSERT INTO chrono_counter" in statement]
@@ -96,8 +107,6 @@ def test_number_then_batch_only(app_context):
 
 
 def test_registration_counts_match_rebuild(app_context):
-    from app.configuration.operations import current_configuration
-    from app.statistics.counters import rebuild_counters
     from app.statistics.models import MailStatistics, StatisticsCount
 
     def counts() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
@@ -105,12 +114,10 @@ def test_registration_counts_match_rebuild(app_context):
         facts = {tuple(row) for row in db.session.execute(select(MailStatistics.__table__)).all()}
         return counters, facts
 
-    with write_transaction():
-        rebuild_counters(db.session.connection(), current_configuration())
+    _rebuild_counters()
     mail, _statements = _register_assigned()
     registered = counts()
-    with write_transaction():
-        rebuild_counters(db.session.connection(), current_configuration())
+    _rebuild_counters()
 
     assert _count(MailStatistics, MailStatistics.mail_id == mail.id) == 1
     assert registered == counts()

@@ -71,3 +71,29 @@ def test_other_configuration_invalidates_counters(app_context):
     assert _facts_rows(mail.id) == 0
     assert _counter_rows() == before
     assert read_state(db.session.connection()) is None
+
+
+def test_rebuild_between_state_read_and_commit(app_context, monkeypatch):
+    import app.mail.operations as mail_operations
+
+    rebuild()
+    # The registration read the state while the counters were invalid, and a rebuild committed before its commit.
+    monkeypatch.setattr(mail_operations, "state_of", lambda _values: None)
+
+    mail = _register("Note enregistrée pendant une reconstruction")
+    incremental = _counter_rows()
+
+    assert _facts_rows(mail.id) == 1
+    rebuild()
+    assert _counter_rows() == incremental
+
+
+def test_empty_state_filled_at_commit(app_context):
+    rebuild()
+    with write_transaction():
+        db.session.execute(update(StatisticsState).where(StatisticsState.id == STATE_ID).values(fingerprint={}))
+
+    mail = _register("Première note d'un registre vide")
+
+    assert _facts_rows(mail.id) == 1
+    assert read_state(db.session.connection())
