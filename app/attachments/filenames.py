@@ -216,7 +216,7 @@ _MAGIC_NUMBERS: tuple[tuple[bytes, str], ...] = (
 )
 _ZIP_MAGIC = b"PK\x03\x04"
 
-# Header fields of which at least one must open a saved e-mail.
+# Header fields of which at least one must be in the header block of a saved e-mail.
 _EMAIL_FIELDS = frozenset(
     {
         "from",
@@ -243,14 +243,19 @@ def _looks_like_email(head: bytes) -> bool:
     """Tell whether ``head`` starts with an RFC 5322 header block.
 
     Every line up to the first empty line, or to the end of ``head``, must be
-    a header field or a folded continuation. The first field must be a common
-    e-mail field or an ``X-`` field, and at least one common field must occur.
+    a header field or a folded continuation, and at least one common e-mail
+    field must occur. Any field may come first: mail programs save messages
+    opening with ``Content-Type``, ``DKIM-Signature``, ``ARC-Seal`` or
+    ``Authentication-Results``. The separator line of an mbox file
+    (``From sender date``) may open the file.
     """
     if b"\x00" in head:
         return False
     lines = head.decode("latin-1").splitlines()
     if head and not head.endswith((b"\n", b"\r")):
         lines = lines[:-1]  # The last line may be cut in the middle.
+    if lines and lines[0].startswith("From "):
+        lines = lines[1:]
 
     fields: list[str] = []
     for line in lines:
@@ -265,8 +270,7 @@ def _looks_like_email(head: bytes) -> bool:
 
     if not fields:
         return False
-    first_is_plausible = fields[0] in _EMAIL_FIELDS or fields[0].startswith("x-")
-    return first_is_plausible and any(field in _EMAIL_FIELDS for field in fields)
+    return any(field in _EMAIL_FIELDS for field in fields)
 
 
 def _office_type(archive: zipfile.ZipFile) -> str | None:
