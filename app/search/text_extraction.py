@@ -8,6 +8,7 @@ indexer's OCR pass.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.policy
 import io
@@ -146,17 +147,43 @@ def charset_codec(charset: str | None) -> str:
     return name
 
 
+# Codecs that decode any bytes, so that a wrong label never fails with them.
+_SINGLE_BYTE_CODECS = frozenset({"cp1252", "windows-1252", "iso-8859-15", "iso8859-15", "latin-9", "latin9"})
+
+
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode text bytes: UTF-8 when they are valid UTF-8 and no other charset is declared, else the charset."""
-    if charset is None:
+    """Decode text bytes in their declared charset, or in the one that fits when the label is wrong.
+
+    Without a charset, or with an unknown one, valid UTF-8 is read as UTF-8
+    and anything else as Windows-1252. Mail programs also mislabel: text
+    declared UTF-8 that is not valid UTF-8 is read as Windows-1252, and text
+    declared in a Western single-byte charset that is valid UTF-8 with
+    accented letters is read as UTF-8 (read as labelled, "é" became "Ã©").
+    """
+    codec = charset_codec(charset) if charset is not None else None
+    if codec is not None:
         try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            return data.decode("cp1252", errors="replace")
+            codecs.lookup(codec)
+        except LookupError:
+            codec = None
+    utf8 = _strict_utf8(data)
+    if codec is None:
+        return utf8 if utf8 is not None else data.decode("cp1252", errors="replace")
+    if codecs.lookup(codec).name == "utf-8":
+        return utf8 if utf8 is not None else data.decode("cp1252", errors="replace")
+    if codec in _SINGLE_BYTE_CODECS and utf8 is not None and not data.isascii():
+        return utf8
     try:
-        return data.decode(charset_codec(charset), errors="replace")
-    except LookupError:
-        return data.decode("cp1252", errors="replace")
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return utf8 if utf8 is not None else data.decode(codec, errors="replace")
+
+
+def _strict_utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def decode_header_value(raw: str) -> str:

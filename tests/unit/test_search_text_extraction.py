@@ -6,8 +6,9 @@ import io
 import zipfile
 
 import docx
+import pytest
 
-from app.search.text_extraction import decode_header_value, email_text, extract_text
+from app.search.text_extraction import decode_bytes, decode_header_value, email_text, extract_text
 
 C01_SUBJECT = "=?utf-8?B?RGVtYW5kZSBkZSBkw6lyb2dhdGlvbiDigJMgYXJyww==?=\n =?utf-8?B?qnTDqSBwcsOpZmVjdG9yYWwgbsKwIDIwMjYtMTE0?="
 
@@ -24,6 +25,38 @@ def test_latin1_label_read_as_windows_1252():
 
     assert "Objet : redevance de 150 € – l’arrêté du cœur de ville…" in text
     assert not any("\x80" <= char <= "\x9f" for char in text)
+
+
+def test_utf8_label_on_latin1_body():
+    raw = (b'Subject: Plainte\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+           + "Bécassine Lévêque de Châteauroux réclame".encode("latin-1") + b"\r\n")
+
+    assert "Bécassine Lévêque de Châteauroux réclame" in email_text(raw)
+
+
+def test_latin1_label_on_utf8_body():
+    raw = (b'Subject: Plainte\r\nContent-Type: text/plain; charset="iso-8859-1"\r\n'
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+           + "Noémie Thévenot dénonce un élevage".encode() + b"\r\n")
+
+    assert "Noémie Thévenot dénonce un élevage" in email_text(raw)
+
+
+@pytest.mark.parametrize(
+    ("data", "charset", "expected"),
+    [
+        ("déjà".encode(), None, "déjà"),
+        ("déjà".encode("cp1252"), None, "déjà"),
+        ("déjà".encode("cp1252"), "no-such-charset", "déjà"),
+        ("cœur".encode("iso-8859-15"), "iso-8859-15", "cœur"),
+        ("Ďábel".encode("iso-8859-2"), "iso-8859-2", "Ďábel"),
+        ("plain".encode("ascii"), "utf-8", "plain"),
+    ],
+    ids=["utf8-unlabelled", "cp1252-unlabelled", "unknown-label", "latin9", "latin2", "ascii"],
+)
+def test_decode_bytes_labels(data: bytes, charset: str | None, expected: str):
+    assert decode_bytes(data, charset) == expected
 
 
 def test_email_html_and_attachment():
