@@ -147,7 +147,7 @@ def charset_codec(charset: str | None) -> str:
     return name
 
 
-# Codecs that decode any bytes, so that a wrong label never fails with them.
+# Western single-byte codecs: accented UTF-8 text labelled with one of them is read as UTF-8.
 _SINGLE_BYTE_CODECS = frozenset({"cp1252", "windows-1252", "iso-8859-15", "iso8859-15", "latin-9", "latin9"})
 
 
@@ -155,10 +155,10 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     """Decode text bytes in their declared charset, or in the one that fits when the label is wrong.
 
     Without a charset, or with an unknown one, valid UTF-8 is read as UTF-8
-    and anything else as Windows-1252. Mail programs also mislabel: text
-    declared UTF-8 that is not valid UTF-8 is read as Windows-1252, and text
+    and anything else as Windows-1252. Mail programs also mislabel. Text
+    declared UTF-8 that is not valid UTF-8 is read as Windows-1252. Text
     declared in a Western single-byte charset that is valid UTF-8 with
-    accented letters is read as UTF-8 (read as labelled, "é" became "Ã©").
+    accented letters is read as UTF-8: read as labelled, "é" became "Ã©".
     """
     codec = charset_codec(charset) if charset is not None else None
     if codec is not None:
