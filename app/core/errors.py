@@ -45,6 +45,8 @@ class ValidationFailed(EstafetteError):
     def __init__(self, field_errors: dict[str, list[str]], message: Any = None):
         super().__init__(message)
         self.field_errors = field_errors
+        # The display names of the uploaded files refused, when the input had files.
+        self.rejected_files: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         details = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in self.field_errors.items())

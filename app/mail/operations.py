@@ -248,7 +248,11 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
             if file_errors:
                 input_errors = {**registration.input_errors, "attachments": file_errors}
                 registration = dataclasses.replace(registration, input_errors=input_errors)
-            plan, checked = _route_and_check(actor, registration, configuration, today)
+            try:
+                plan, checked = _route_and_check(actor, registration, configuration, today)
+            except ValidationFailed as failure:
+                failure.rejected_files = tuple(item.display_name for item in files if item.error is not None)
+                raise
             stored = store_checked(files)
         finally:
             discard_checked(files)

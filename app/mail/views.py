@@ -271,9 +271,7 @@ class MailView(BaseView):
             form.channel.data = "internal" if spec.category == "internal" else "post"
 
         candidates: list[Any] = []
-        # The error messages of the rejected files, each naming its file.
-        # NOTE: the names are found in the messages' text, not passed with the error.
-        rejected = ""
+        rejected: set[str] = set()
         if request.method == "POST" and form.validate_on_submit():
             try:
                 mail = register_mail(user, _registration_from_form(form, type_id, locale))
@@ -281,11 +279,11 @@ class MailView(BaseView):
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
                 flash(duplicate.message, "warning")
-                rejected = " ".join(duplicate.field_errors.get("attachments", []))
+                rejected = set(duplicate.rejected_files)
             except ValidationFailed as failure:
                 _show_errors(form, failure)
                 flash(failure.message, "danger")
-                rejected = " ".join(failure.field_errors.get("attachments", []))
+                rejected = set(failure.rejected_files)
             else:
                 flash(_("Mail registered under number %(chrono)s.", chrono=mail.chrono), "success")
                 return redirect(url_for("MailView.detail", mail_id=mail.id))
@@ -295,7 +293,8 @@ class MailView(BaseView):
         # The form comes back without the files the agent had chosen: the page names those to choose again.
         chosen = [safe_display_name(file.filename) for file in request.files.getlist(form.attachments.name)
                   if file and file.filename]
-        dropped_files = [name for name in chosen if f" {name} " not in f" {rejected} "]
+        # A refused file has its own error: the others were valid and must be chosen again.
+        dropped_files = [name for name in chosen if name not in rejected]
         return self.render_template(
             "mail/register.html", form=form, spec=spec, locale=locale,
             custom_fields=custom_field_names(spec), candidates=candidates, dropped_files=dropped_files,
