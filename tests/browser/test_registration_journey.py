@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -346,4 +347,34 @@ def test_markup_in_mail_shown_literally(
     expect(page.locator("svg")).to_have_count(0)
 
     assert dialogs == []
+    assert page_errors == []
+
+
+@pytest.mark.browser
+def test_files_over_limit_keep_form(
+    page: Page, live_server: str, page_errors: list[str], app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server refuses a larger request without reading its form: the browser must not send it.
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 2 * 1024 * 1024)
+    subject = "Demande de titre de séjour – dossier numérisé en couleur"
+    scan = b"%PDF-1.4\n" + b"0" * (1200 * 1024)
+
+    login(page, live_server, "courrier")
+    open_registration_form(page, RESIDENCE_PERMIT)
+    page.fill("#subject", subject)
+    page.set_input_files("#attachments", files=[
+        {"name": "scan-page-1.pdf", "mimeType": "application/pdf", "buffer": scan},
+        {"name": "scan-page-2.pdf", "mimeType": "application/pdf", "buffer": scan},
+    ])
+    expect(page.locator("#files-over-limit")).to_contain_text("2 Mo")
+    form_url = page.url
+    page.click("#register-submit")
+
+    expect(page.locator("#files-over-limit")).to_be_visible()
+    expect(page.locator("#subject")).to_have_value(subject)
+    assert page.url == form_url
+    page.set_input_files("#attachments", files=[
+        {"name": "scan-page-1.pdf", "mimeType": "application/pdf", "buffer": scan},
+    ])
+    expect(page.locator("#files-over-limit")).to_be_hidden()
     assert page_errors == []
