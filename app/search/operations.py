@@ -6,7 +6,7 @@ import logging
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.core.db import run_in_write_transaction
 from app.core.errors import EstafetteError, NotFound, ValidationFailed
@@ -38,6 +38,27 @@ def search(user: UserContext, request: SearchRequest, backend: SearchBackend | N
     except BackendUnavailable as error:
         log.error("search by %s failed on backend %s: %s", user.display_name, backend.name, error)
         raise SearchUnavailable() from error
+
+
+def attachments_awaiting_ocr(user: UserContext) -> int:
+    """Count the scanned attachments of mail ``user`` may see whose text is not recognised yet.
+
+    Their mails are found by their metadata at once, and by the words of those
+    files only after the OCR job has read them.
+    """
+    from app.attachments.models import Attachment
+    from app.mail.models import Mail
+    from app.mail.visibility import visible_mail_clause
+    from app.search.models import OutboxEvent
+
+    return int(db.session.execute(
+        select(func.count(func.distinct(Attachment.id)))
+        .select_from(OutboxEvent)
+        .join(Attachment, Attachment.id == OutboxEvent.entity_id)
+        .join(Mail, Mail.id == Attachment.mail_id)
+        .where(OutboxEvent.entity == "attachment", OutboxEvent.operation == "ocr", OutboxEvent.processed_at.is_(None),
+               visible_mail_clause(user))
+    ).scalar_one())
 
 
 def saved_searches(user: UserContext) -> list[SavedSearch]:

@@ -20,7 +20,7 @@ from app.organisation.models import Department
 from app.portal.access import login_required, require_user
 from app.search.criteria import DUE_BANDS, SearchRequest
 from app.search.models import OutboxEvent
-from app.search.operations import delete_saved_search, save_search, saved_searches, search
+from app.search.operations import attachments_awaiting_ocr, delete_saved_search, save_search, saved_searches, search
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class SearchView(BaseView):
             sort_labels={key: str(label) for key, label in SORT_LABELS.items()},
             due_labels={key: str(DUE_LABELS[key]) for key in DUE_BANDS},
             saved=saved_searches(user),
+            awaiting_ocr=attachments_awaiting_ocr(user) if result is not None and search_request.text.strip() else 0,
             query_string=urlencode(search_request.to_args(page=None), doseq=True),
         )
 

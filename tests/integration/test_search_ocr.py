@@ -16,7 +16,7 @@ from app.search.backends.embedded import EmbeddedBackend
 from app.search.criteria import SearchRequest
 from app.search.indexer import drain
 from app.search.models import OutboxEvent
-from app.search.operations import search
+from app.search.operations import attachments_awaiting_ocr, search
 from tests.conftest import user_context
 from tests.integration.search_support import days_ago, person
 
@@ -64,6 +64,23 @@ def test_scan_searchable_after_ocr(app_context, tmp_path):
 
     assert result.recognised == 1
     assert [hit.mail_id for hit in after_ocr.hits] == [mail.id]
+
+
+def test_pending_ocr_counted_for_visible_mail(app_context, client_as, tmp_path):
+    backend = EmbeddedBackend()
+    register_mail(user_context("courrier"), Registration(
+        mail_type="public_complaint", subject="Signalement de riverains", arrival_date=days_ago(1),
+        correspondent=person("Fontaine", "Claire"), uploads=[Upload(io.BytesIO(_scanned_letter_png(tmp_path)), "scan.png", kind="letter")],
+    ))
+    drain(backend, ocr=False)
+
+    page = client_as("courrier").get("/search/?q=m%C3%A9diath%C3%A8que").get_data(as_text=True)
+
+    assert attachments_awaiting_ocr(user_context("courrier")) == 1
+    assert attachments_awaiting_ocr(user_context("naturalisation")) == 0
+    assert 'id="search-awaiting-ocr"' in page
+    drain(backend)
+    assert attachments_awaiting_ocr(user_context("courrier")) == 0
 
 
 def test_scheduler_pass_runs_ocr(app, app_context, tmp_path):
