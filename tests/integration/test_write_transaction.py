@@ -54,7 +54,7 @@ def test_failed_write_after_read_saves_nothing(app_context):
     def write_then_fail() -> None:
         db.session.add(SavedSearch(user_id=agent.user_id, name="Brouillon", query_string="q=brouillon"))
         db.session.flush()
-        raise RuntimeError("refused after the flush")
+        raise RuntimeError("rejected after the flush")
 
     with pytest.raises(RuntimeError):
         run_in_write_transaction(write_then_fail, "failing write")
@@ -70,7 +70,7 @@ def test_pending_changes_committed_before_write(app_context):
     with pytest.raises(RuntimeError), write_transaction():
         db.session.add(SavedSearch(user_id=agent.user_id, name="Pendant", query_string="q=pendant"))
         db.session.flush()
-        raise RuntimeError("refused after the flush")
+        raise RuntimeError("rejected after the flush")
 
     names = db.session.execute(select(SavedSearch.name).where(SavedSearch.user_id == agent.user_id)).scalars().all()
     assert names == ["Avant"]
@@ -98,7 +98,7 @@ def test_write_after_failed_commit_succeeds(app_context):
     _saved_count(agent.user_id)
 
     def add_duplicate() -> None:
-        # Flushed at the commit, where the unique name of a user's searches refuses it.
+        # Flushed at the commit, where the unique name of a user's searches rejects it.
         db.session.add(SavedSearch(user_id=agent.user_id, name="Doublon", query_string="q=second"))
 
     with pytest.raises(IntegrityError):
