@@ -19,6 +19,16 @@ def _word_stems(word: str) -> frozenset[str]:
     return frozenset(stem(part) for part in re.split("[" + _APOSTROPHES + "]", folded) if part)
 
 
+def marked_terms(terms: set[str]) -> set[str]:
+    """Return the terms to mark in snippets: single letters only when the query has no longer term.
+
+    The "A" of a registration number such as PREF75/2026/A/000123 is a term of
+    its phrase, and marking it marked every "a" and "à" of the snippet.
+    """
+    longer = {term for term in terms if len(term) > 1}
+    return longer or terms
+
+
 def highlight(text: str, terms: set[str], max_words: int = 40) -> Markup | None:
     """Return a window of ``text`` around its first matched word, with matches in <mark>; None if none matches.
 

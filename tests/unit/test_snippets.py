@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.search.analysis import parse_query
-from app.search.snippets import excerpt, highlight
+from app.search.snippets import excerpt, highlight, marked_terms
 
 
 def _terms(text: str) -> set[str]:
@@ -36,3 +36,17 @@ def test_excerpt_cuts_and_escapes():
     assert str(excerpt("un <deux> trois quatre", max_words=2)) == "un &lt;deux…"
     assert str(excerpt("un deux", max_words=5)) == "un deux"
     assert str(excerpt("", max_words=5)) == ""
+
+
+def test_number_letter_not_marked():
+    terms = marked_terms(parse_query("PREF75/2026/A/000123").all_terms())
+
+    snippet = str(highlight("Réponse à la demande PREF75/2026/A/000123 du 3 mars", terms))
+
+    assert "<mark>à</mark>" not in snippet
+    assert "<mark>PREF75</mark>" in snippet
+    assert "<mark>000123</mark>" in snippet
+
+
+def test_single_letter_query_still_marked():
+    assert marked_terms({"a"}) == {"a"}

@@ -61,7 +61,7 @@ from app.search.criteria import (
 )
 from app.search.documents import MailDocument
 from app.search.models import SearchDocument
-from app.search.snippets import excerpt, highlight
+from app.search.snippets import excerpt, highlight, marked_terms
 
 FACET_SIZE = 20
 # The column of each facet; candidate rows carry it under the facet's name.
@@ -687,7 +687,7 @@ class EmbeddedBackend:
             .where(Mail.id.in_(ids))
         ).all()
         by_id = {row.id: row for row in rows}
-        terms = parsed.all_terms()
+        terms = marked_terms(parsed.all_terms())
         hits = []
         for mail_id in ids:
             row = by_id[mail_id]
