@@ -141,14 +141,18 @@ def charset_codec(charset: str | None) -> str:
     bytes 0x80-0x9F would otherwise become invisible C1 controls; browsers
     (WHATWG Encoding Standard) read the label the same way.
     """
-    name = (charset or "").strip().lower()
-    if name in ("", "us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1"):
+    name = (charset or "").strip().strip('"').strip().lower()
+    try:
+        canonical = codecs.lookup(name).name if name else ""
+    except LookupError:
+        return name
+    if canonical in ("", "ascii", "latin-1", "iso8859-1"):
         return "cp1252"
-    return name
+    return canonical
 
 
-# Western single-byte codecs: accented UTF-8 text labelled with one of them is read as UTF-8.
-_SINGLE_BYTE_CODECS = frozenset({"cp1252", "windows-1252", "iso-8859-15", "iso8859-15", "latin-9", "latin9"})
+# Western single-byte codecs, by Python's name: accented UTF-8 text labelled with one of them is read as UTF-8.
+_SINGLE_BYTE_CODECS = frozenset({"cp1252", "iso8859-15"})
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -177,6 +181,9 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return data.decode(codec)
     except UnicodeDecodeError:
         return utf8 if utf8 is not None else data.decode(codec, errors="replace")
+    except LookupError:
+        # A codec of Python's that is not a text encoding, such as hex or rot13.
+        return utf8 if utf8 is not None else data.decode("cp1252", errors="replace")
 
 
 def _strict_utf8(data: bytes) -> str | None:

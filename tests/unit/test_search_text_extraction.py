@@ -52,8 +52,13 @@ def test_latin1_label_on_utf8_body():
         ("cœur".encode("iso-8859-15"), "iso-8859-15", "cœur"),
         ("Ďábel".encode("iso-8859-2"), "iso-8859-2", "Ďábel"),
         ("plain".encode("ascii"), "utf-8", "plain"),
+        ("déjà".encode(), "hex", "déjà"),
+        ("déjà".encode("cp1252"), "rot13", "déjà"),
+        ("déjà".encode(), "ISO_8859-1", "déjà"),
+        ("déjà".encode(), '"iso_8859-15"', "déjà"),
     ],
-    ids=["utf8-unlabelled", "cp1252-unlabelled", "unknown-label", "latin9", "latin2", "ascii"],
+    ids=["utf8-unlabelled", "cp1252-unlabelled", "unknown-label", "latin9", "latin2", "ascii", "hex-label",
+         "rot13-label", "latin1-other-spelling", "latin9-quoted"],
 )
 def test_decode_bytes_labels(data: bytes, charset: str | None, expected: str):
     assert decode_bytes(data, charset) == expected
