@@ -45,8 +45,8 @@ class ValidationFailed(EstafetteError):
     def __init__(self, field_errors: dict[str, list[str]], message: Any = None):
         super().__init__(message)
         self.field_errors = field_errors
-        # The display names of the uploaded files refused, when the input had files.
-        self.rejected_files: tuple[str, ...] = ()
+        # The positions of the refused files among the uploaded ones, when the input had files.
+        self.rejected_uploads: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         details = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in self.field_errors.items())

@@ -251,7 +251,7 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
             try:
                 plan, checked = _route_and_check(actor, registration, configuration, today)
             except ValidationFailed as failure:
-                failure.rejected_files = tuple(item.display_name for item in files if item.error is not None)
+                failure.rejected_uploads = tuple(index for index, item in enumerate(files) if item.error is not None)
                 raise
             stored = store_checked(files)
         finally:

@@ -271,7 +271,7 @@ class MailView(BaseView):
             form.channel.data = "internal" if spec.category == "internal" else "post"
 
         candidates: list[Any] = []
-        rejected: set[str] = set()
+        rejected: set[int] = set()
         if request.method == "POST" and form.validate_on_submit():
             try:
                 mail = register_mail(user, _registration_from_form(form, type_id, locale))
@@ -279,11 +279,11 @@ class MailView(BaseView):
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)
                 flash(duplicate.message, "warning")
-                rejected = set(duplicate.rejected_files)
+                rejected = set(duplicate.rejected_uploads)
             except ValidationFailed as failure:
                 _show_errors(form, failure)
                 flash(failure.message, "danger")
-                rejected = set(failure.rejected_files)
+                rejected = set(failure.rejected_uploads)
             else:
                 flash(_("Mail registered under number %(chrono)s.", chrono=mail.chrono), "success")
                 return redirect(url_for("MailView.detail", mail_id=mail.id))
@@ -291,10 +291,11 @@ class MailView(BaseView):
             flash(_("Some values are invalid: correct the fields marked in red."), "danger")
 
         # The form comes back without the files the agent had chosen: the page names those to choose again.
+        # A refused file has its own error, and the others were valid. Positions are those of the
+        # uploads of _registration_from_form(), which keeps the same files.
         chosen = [safe_display_name(file.filename) for file in request.files.getlist(form.attachments.name)
                   if file and file.filename]
-        # A refused file has its own error: the others were valid and must be chosen again.
-        dropped_files = [name for name in chosen if name not in rejected]
+        dropped_files = [name for position, name in enumerate(chosen) if position not in rejected]
         return self.render_template(
             "mail/register.html", form=form, spec=spec, locale=locale,
             custom_fields=custom_field_names(spec), candidates=candidates, dropped_files=dropped_files,

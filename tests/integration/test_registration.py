@@ -536,6 +536,17 @@ def test_refused_file_name_inside_valid_one(client_as):
     assert "copie lettre.pdf" not in again
 
 
+def test_refused_file_same_name_as_valid(client_as):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), "scan.pdf"), (io.BytesIO(b""), "scan.pdf")])
+
+    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
+
+    again = html.split('id="files-to-choose-again"', 1)[1].split("</p>", 1)[0]
+    assert "scan.pdf" in again
+
+
 def test_email_registered_as_the_letter_called_an_email(client_as, app):
     message = (
         "From: =?utf-8?q?Association_des_Amis_du_Canal?= <contact@amis-du-canal.example>\r\n"
