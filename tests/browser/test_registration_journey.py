@@ -377,4 +377,9 @@ def test_files_over_limit_keep_form(
         {"name": "scan-page-1.pdf", "mimeType": "application/pdf", "buffer": scan},
     ])
     expect(page.locator("#files-over-limit")).to_be_hidden()
+    # Just under the limit, the typed fields and the multipart headers would take the request over it.
+    page.set_input_files("#attachments", files=[
+        {"name": "scan-complet.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n" + b"0" * (2 * 1024 * 1024 - 100)},
+    ])
+    expect(page.locator("#files-over-limit")).to_be_visible()
     assert page_errors == []

@@ -10,18 +10,23 @@
   var totalLimit = Number(script.getAttribute("data-total-limit"));
   var fileLimit = Number(script.getAttribute("data-file-limit"));
   var countLimit = Number(script.getAttribute("data-count-limit"));
+  // The request also carries the typed fields and a multipart header per part: about 3 KB with a
+  // short subject, so the files get the limit less this margin.
+  var requestMargin = 64 * 1024;
 
   function message() {
     var files = input.files || [];
     var total = 0;
     for (var index = 0; index < files.length; index += 1) {
       if (files[index].size > fileLimit) {
-        return script.getAttribute("data-file-message").replace("__NAME__", files[index].name);
+        var name = files[index].name;
+        // A function, so that "$&" or "$'" in a file name is not read as a replacement pattern.
+        return script.getAttribute("data-file-message").replace("__NAME__", function () { return name; });
       }
       total += files[index].size;
     }
     if (files.length > countLimit) { return script.getAttribute("data-count-message"); }
-    if (total > totalLimit) { return script.getAttribute("data-total-message"); }
+    if (total > totalLimit - requestMargin) { return script.getAttribute("data-total-message"); }
     return "";
   }
 
