@@ -213,7 +213,10 @@ def run_ocr(backend: SearchBackend, batch: int = OCR_BATCH) -> DrainResult:
         for row in recognised:
             db.session.merge(row)
         db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([event.id for event in events])).values(processed_at=utcnow()))
-        db.session.add_all(OutboxEvent(entity="mail", entity_id=mail_id, operation="upsert") for mail_id in sorted(mail_ids))
+        # One OCR event reads a content shared by every attachment with that checksum: all their mails are indexed again.
+        sharing = select(Attachment.mail_id).where(Attachment.sha256.in_([row.sha256 for row in recognised]))
+        all_mail_ids = mail_ids | set(db.session.execute(sharing).scalars())
+        db.session.add_all(OutboxEvent(entity="mail", entity_id=mail_id, operation="upsert") for mail_id in sorted(all_mail_ids))
 
     run_in_write_transaction(store, "store OCR text")
     result = drain(backend, ocr=False)

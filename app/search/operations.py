@@ -51,13 +51,16 @@ def attachments_awaiting_ocr(user: UserContext) -> int:
     from app.mail.visibility import visible_mail_clause
     from app.search.models import OutboxEvent
 
+    # One OCR event reads the content of every attachment with the same checksum.
+    waiting = (
+        select(Attachment.sha256)
+        .join(OutboxEvent, OutboxEvent.entity_id == Attachment.id)
+        .where(OutboxEvent.entity == "attachment", OutboxEvent.operation == "ocr", OutboxEvent.processed_at.is_(None))
+    )
     return int(db.session.execute(
-        select(func.count(func.distinct(Attachment.id)))
-        .select_from(OutboxEvent)
-        .join(Attachment, Attachment.id == OutboxEvent.entity_id)
+        select(func.count(Attachment.id))
         .join(Mail, Mail.id == Attachment.mail_id)
-        .where(OutboxEvent.entity == "attachment", OutboxEvent.operation == "ocr", OutboxEvent.processed_at.is_(None),
-               visible_mail_clause(user))
+        .where(Attachment.sha256.in_(waiting), visible_mail_clause(user))
     ).scalar_one())
 
 

@@ -83,6 +83,26 @@ def test_pending_ocr_counted_for_visible_mail(app_context, client_as, tmp_path):
     assert attachments_awaiting_ocr(user_context("courrier")) == 0
 
 
+def test_same_scan_two_mails_both_found(app_context, tmp_path):
+    backend = EmbeddedBackend()
+    scan = _scanned_letter_png(tmp_path)
+    mails = [
+        register_mail(user_context("courrier"), Registration(
+            mail_type="public_complaint", subject=f"Signalement de riverains {number}", arrival_date=days_ago(1),
+            correspondent=person(last_name, "Claire"), uploads=[Upload(io.BytesIO(scan), "scan.png", kind="letter")],
+        ))
+        for number, last_name in ((1, "Fontaine"), (2, "Rivière"))
+    ]
+    drain(backend, ocr=False)
+    waiting = attachments_awaiting_ocr(user_context("admin"))
+
+    drain(backend)
+    found = search(user_context("admin"), SearchRequest(text="mediatheque stationnement"), backend=backend)
+
+    assert waiting == 2
+    assert sorted(hit.mail_id for hit in found.hits) == sorted(mail.id for mail in mails)
+
+
 def test_scheduler_pass_runs_ocr(app, app_context, tmp_path):
     from app.scheduler.runner import SchedulerRunner
     from app.search.backends import configured_backend
