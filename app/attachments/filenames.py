@@ -230,7 +230,8 @@ _EMAIL_FIELDS = frozenset(
         "delivered-to",
     }
 )
-_HEADER_LINE = re.compile(r"(?P<field>[!-9;-~]+):(?:[ \t].*|)")
+_HEADER_LINE = re.compile(r"(?P<field>[!-9;-~]+)[ \t]*:.*")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Members larger than this are not read during detection (zip bomb guard).
 _MAX_MEMBER_READ = 64 * 1024
 
@@ -251,8 +252,13 @@ def _looks_like_email(head: bytes) -> bool:
     """
     if b"\x00" in head:
         return False
-    lines = head.decode("latin-1").splitlines()
-    if head and not head.endswith((b"\n", b"\r")):
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    # Split on CR and LF only: str.splitlines() also splits on bytes such as 0x85, which raw
+    # 8-bit headers contain (the Cyrillic "х" in Windows-1251, "…" in Windows-1252).
+    lines = _LINE_BREAK.split(head.decode("latin-1"))
+    if lines and lines[-1] == "":
+        lines = lines[:-1]
+    elif head:
         lines = lines[:-1]  # The last line may be cut in the middle.
     if lines and lines[0].startswith("From "):
         lines = lines[1:]
