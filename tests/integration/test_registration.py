@@ -511,39 +511,34 @@ def test_failed_submit_names_files_to_choose_again(client_as):
     assert 'id="files-to-choose-again"' not in page_without_files
 
 
-def test_refused_files_not_asked_again(client_as):
+def _post_with_valid_and_empty(client_as, valid_name: str, empty_name: str) -> tuple[str, str]:
+    """Post a registration with a valid PDF and an empty file; return the page and its "choose again" warning."""
     client = client_as("courrier")
     page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
-    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), "Lettre de Mme Lefèvre.pdf"), (io.BytesIO(b""), "vide.pdf")])
-
+    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), valid_name), (io.BytesIO(b""), empty_name)])
     html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
-
     again = html.split('id="files-to-choose-again"', 1)[1].split("</p>", 1)[0]
+    return html, again
+
+
+def test_refused_files_not_asked_again(client_as):
+    html, again = _post_with_valid_and_empty(client_as, "Lettre de Mme Lefèvre.pdf", "vide.pdf")
+
     assert "Lettre de Mme Lefèvre.pdf" in again
     assert "vide.pdf" not in again
     assert "Le fichier vide.pdf est vide" in html
 
 
 def test_refused_file_name_inside_valid_one(client_as):
-    client = client_as("courrier")
-    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
-    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), "lettre.pdf"), (io.BytesIO(b""), "copie lettre.pdf")])
+    _html, again = _post_with_valid_and_empty(client_as, "lettre.pdf", "copie lettre.pdf")
 
-    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
-
-    again = html.split('id="files-to-choose-again"', 1)[1].split("</p>", 1)[0]
     assert "lettre.pdf" in again
     assert "copie lettre.pdf" not in again
 
 
 def test_refused_file_same_name_as_valid(client_as):
-    client = client_as("courrier")
-    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
-    data = _form_data(page, attachments=[(io.BytesIO(_pdf()), "scan.pdf"), (io.BytesIO(b""), "scan.pdf")])
+    _html, again = _post_with_valid_and_empty(client_as, "scan.pdf", "scan.pdf")
 
-    html = client.post("/mail/register/residence_permit_request", data=data, content_type="multipart/form-data").get_data(as_text=True)
-
-    again = html.split('id="files-to-choose-again"', 1)[1].split("</p>", 1)[0]
     assert "scan.pdf" in again
 
 
