@@ -367,15 +367,24 @@ def _add_to_counters(connection: Connection, amounts: Counter[tuple[Any, ...]]) 
     The rows go in key order, so that two transactions adding to the same
     counter rows lock them in the same order.
     """
-    rows = sorted((*key, amount) for key, amount in amounts.items() if amount)
+    rows = _counter_rows(amounts)
     names = (*COUNTER_KEY, "count")
     for start in range(0, len(rows), BATCH_SIZE):
         batch = rows[start:start + BATCH_SIZE]
         if connection.dialect.name == "postgresql":
-            columns = {name: [row[position] for row in batch] for position, name in enumerate(names)}
-            connection.execute(UPSERT_COUNT_ARRAYS, columns)
+            connection.execute(UPSERT_COUNT_ARRAYS, _count_arrays(batch))
         else:
             connection.execute(UPSERT_COUNT, [dict(zip(names, row, strict=True)) for row in batch])
+
+
+def _counter_rows(amounts: Counter[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return the counter rows to add, key then amount, in key order (see _add_to_counters)."""
+    return sorted((*key, amount) for key, amount in amounts.items() if amount)
+
+
+def _count_arrays(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Return the parameters of upsert_count_arrays(): one list per column of ``rows``."""
+    return {name: [row[position] for row in rows] for position, name in enumerate((*COUNTER_KEY, "count"))}
 
 
 def refresh_mails(connection: Connection, mail_ids: Iterable[int], configuration: Configuration,
@@ -607,12 +616,9 @@ def count_inserted_mail_in_batch(session: Session, mail_id: int, batch: InsertBa
         return
     facts = _facts_of_rows(connection, [row], [], configuration)[mail_id]
     batch.add(MailStatistics.__table__, [fact_values(facts)])
-    rows = sorted((*key, amount) for key, amount in contributions(facts).items() if amount)
+    rows = _counter_rows(contributions(facts))
     if rows:
-        names = (*COUNTER_KEY, "count")
-        batch.add_statement(upsert_count_arrays, {
-            name: [row[position] for row in rows] for position, name in enumerate(names)
-        })
+        batch.add_statement(upsert_count_arrays, _count_arrays(rows))
     session.info.get(PENDING_KEY, set()).discard(mail_id)
     session.info.get(INSERTED_KEY, set()).discard(mail_id)
     del known[mail_id]
