@@ -327,7 +327,8 @@ def _insert_mail(
     # On PostgreSQL the rows are inserted by one statement at the end, the mail's id reserved now.
     batch = InsertBatch()
     # The statistics state is read with the id: registration writes the counters in the batch.
-    reserved = batch.reserve_id(Mail.__table__, *state_values())
+    # Its inserts and the number's upsert have the same plan every time: PostgreSQL may keep it.
+    reserved = batch.reserve_id(Mail.__table__, *state_values(), reuse_plans=True)
     reserved_id, counters_state = (reserved[0], state_of(reserved[1])) if reserved is not None else (None, None)
     values = {
         "chrono": None,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from app.core.db import InsertBatch, _batch_statement, write_transaction
 from app.correspondents.operations import CorrespondentInput
@@ -104,6 +104,27 @@ def test_number_then_batch_only(app_context):
         assert len(after_number) == 1
         assert "INSERT INTO mail " in after_number[0]
         assert "INSERT INTO statistics_count " in after_number[0]
+
+
+def test_registration_reuses_plans_until_commit(app_context):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("plan_cache_mode is a PostgreSQL setting")
+    modes: dict[str, str] = {}
+
+    def read_mode(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        for marker in ("INSERT INTO chrono_counter", "INSERT INTO mail "):
+            if marker in statement:
+                modes[marker] = cursor.connection.execute("SHOW plan_cache_mode").fetchone()[0]
+
+    event.listen(db.engine, "after_cursor_execute", read_mode)
+    try:
+        _register_assigned()
+    finally:
+        event.remove(db.engine, "after_cursor_execute", read_mode)
+
+    assert modes == {"INSERT INTO chrono_counter": "auto", "INSERT INTO mail ": "auto"}
+    # The setting ends with the registration's transaction, so the next basket query is planned anew.
+    assert db.session.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
 
 
 def test_registration_counts_match_rebuild(app_context):
