@@ -34,6 +34,8 @@ def configure_engine(engine: Engine, busy_timeout_seconds: int) -> None:
     later fails at once with "database is locked" when another writer committed
     in between, which no busy timeout can cure.
     """
+    if engine.dialect.name == "postgresql":
+        _cache_batch_statements()
     if engine.dialect.name != "sqlite":
         return
 
@@ -50,6 +52,24 @@ def configure_engine(engine: Engine, busy_timeout_seconds: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if _begin_immediate.get() else "BEGIN")
+
+
+def _cache_batch_statements() -> None:
+    """Raise the size up to which psycopg caches its conversion of a statement, for the registration batch.
+
+    psycopg converts each statement's ``%(name)s`` placeholders to ``$n`` with
+    a regular expression, and caches the result only for statements of at most
+    4,096 bytes and 50 parameters (``psycopg._queries``, psycopg 3.3.9). A
+    registration's batch statement has 3 to 7 KB and 60 to 140 parameters, so
+    it was converted again at every registration: about 5 % of the client's CPU
+    per registration, two writers at 1M mails. NOTE: these names are psycopg's
+    internals; after an upgrade, tests/integration/test_insert_batch.py checks
+    that they still exist.
+    """
+    import psycopg._queries
+
+    psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, 16384)
+    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, 256)
 
 
 def is_sqlite() -> bool:

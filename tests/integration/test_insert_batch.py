@@ -127,6 +127,29 @@ def test_registration_reuses_plans_until_commit(app_context):
     assert db.session.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
 
 
+def test_batch_statement_psycopg_caches(app_context):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("psycopg is the PostgreSQL driver")
+    import psycopg._queries
+
+    batches: list[tuple[str, int]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "INSERT INTO mail " in statement:
+            batches.append((statement, len(parameters)))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        _register_assigned()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    [(statement, parameter_count)] = batches
+    # psycopg converts a longer statement's placeholders again at each execution.
+    assert len(statement.encode()) <= psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
+    assert parameter_count <= psycopg._queries.MAX_CACHED_STATEMENT_PARAMS
+
+
 def test_registration_counts_match_rebuild(app_context):
     from app.statistics.models import MailStatistics, StatisticsCount
 
