@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -38,15 +38,19 @@ class StoredUpload:
     content_type: str
     kind: str
 
+    def attachment_values(self, uploaded_by_id: int | None) -> dict[str, Any]:
+        """Return the attachment row's column values, without its id, mail and defaults."""
+        return {
+            "sha256": self.blob.sha256,
+            "size": self.blob.size,
+            "display_name": self.display_name,
+            "content_type": self.content_type,
+            "kind": self.kind,
+            "uploaded_by_id": uploaded_by_id,
+        }
+
     def to_attachment(self, uploaded_by_id: int | None) -> Attachment:
-        return Attachment(
-            sha256=self.blob.sha256,
-            size=self.blob.size,
-            display_name=self.display_name,
-            content_type=self.content_type,
-            kind=self.kind,
-            uploaded_by_id=uploaded_by_id,
-        )
+        return Attachment(**self.attachment_values(uploaded_by_id))
 
 
 def content_store() -> ContentStore:

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Insert, Table, bindparam, event, func, insert, select, text
 from sqlalchemy.engine import Engine
@@ -150,7 +150,7 @@ class InsertBatch:
     """Rows of several tables written by one operation, sent to PostgreSQL in one statement.
 
     Each statement is a round trip to the server. Registration writes rows to
-    up to eight tables between taking its registration number and the commit,
+    up to eleven tables between taking its registration number and the commit,
     and concurrent registrations wait for that number's counter. On PostgreSQL
     ``add()`` keeps the rows and ``execute()`` inserts them all with one
     statement made of data-modifying WITH queries. Foreign keys are checked at
@@ -168,18 +168,24 @@ class InsertBatch:
         # Rows of a table, or the parameters of a statement written by a function of the parameter prefix.
         self._parts: list[tuple[Table | Callable[[str], str], list[dict[str, Any]]]] = []
 
-    def reserve_id(self, table: Table, *values: Any, reuse_plans: bool = False) -> tuple[int, tuple[Any, ...]] | None:
+    def reserve_id(
+        self, table: Table, *values: Any, reuse_plans: bool = False, child_table: Table | None = None, children: int = 0,
+    ) -> Reserved | None:
         """Return the next id of ``table``'s serial primary key when rows are kept, None when ``add()`` inserts at once.
 
         The scalar subqueries ``values`` are read in the same round trip and
-        returned with the id. With ``reuse_plans``, the same statement lets
-        PostgreSQL keep one plan for each prepared statement that follows, until
-        the end of the transaction (see ``_reserve_statement``).
+        returned with the id, and so are ``children`` ids of ``child_table``'s
+        serial key, in ascending order. With ``reuse_plans``, the same
+        statement lets PostgreSQL keep one plan for each prepared statement
+        that follows, until the end of the transaction (see ``_reserve_statement``).
         """
         if not self.keeps_rows:
             return None
-        row = db.session.execute(_reserve_statement(table.name, values, reuse_plans)).one()
-        return int(row[0]), tuple(row[1 : len(values) + 1])
+        child_name = child_table.name if child_table is not None and children else None
+        statement = _reserve_statement(table.name, values, reuse_plans, child_name)
+        row = db.session.execute(statement, {"children": children} if child_name else {}).one()
+        child_ids = sorted(row[len(values) + 1]) if child_name else []
+        return Reserved(int(row[0]), tuple(row[1 : len(values) + 1]), child_ids)
 
     def add(self, table: Table, rows: Iterable[dict[str, Any]]) -> None:
         """Insert ``rows`` into ``table``, now or at ``execute()``. The rows of one call have the same keys."""
@@ -217,8 +223,16 @@ class InsertBatch:
         db.session.execute(_batch_statement(shape), parameters)
 
 
+class Reserved(NamedTuple):
+    """Result of ``InsertBatch.reserve_id()``: the id, the values read with it, and the child rows' ids."""
+
+    id: int
+    values: tuple[Any, ...]
+    child_ids: list[int]
+
+
 @functools.lru_cache(maxsize=64)
-def _reserve_statement(table_name: str, values: tuple[Any, ...], reuse_plans: bool) -> Any:
+def _reserve_statement(table_name: str, values: tuple[Any, ...], reuse_plans: bool, child_name: str | None) -> Any:
     """Build the statement of ``InsertBatch.reserve_id()``, once per table and values.
 
     Built at each registration, it cost more client CPU than the round trip it saved.
@@ -233,6 +247,10 @@ def _reserve_statement(table_name: str, values: tuple[Any, ...], reuse_plans: bo
     ends with the transaction, so the request's later reads are planned anew.
     """
     columns = [func.nextval(func.pg_get_serial_sequence(table_name, "id")), *values]
+    if child_name is not None:
+        # One nextval() per row of the series: ``children`` ids, sorted by reserve_id().
+        child_ids = select(func.array_agg(func.nextval(func.pg_get_serial_sequence(child_name, "id"))))
+        columns.append(child_ids.select_from(func.generate_series(1, bindparam("children"))).scalar_subquery())
     if reuse_plans:
         columns.append(func.set_config("plan_cache_mode", "auto", True))
     return select(*columns)

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.attachments.models import Attachment
 from app.attachments.operations import (
     StoredUpload,
     Upload,
@@ -328,8 +329,10 @@ def _insert_mail(
     batch = InsertBatch()
     # The statistics state is read with the id: registration writes the counters in the batch.
     # Its inserts and the number's upsert have the same plan every time: PostgreSQL may keep it.
-    reserved = batch.reserve_id(Mail.__table__, *state_values(), reuse_plans=True)
-    reserved_id, counters_state = (reserved[0], state_of(reserved[1])) if reserved is not None else (None, None)
+    reserved = batch.reserve_id(
+        Mail.__table__, *state_values(), reuse_plans=True, child_table=Attachment.__table__, children=len(stored)
+    )
+    reserved_id, counters_state = (reserved.id, state_of(reserved.values)) if reserved is not None else (None, None)
     values = {
         "chrono": None,
         "chrono_year": today.year,
@@ -369,11 +372,18 @@ def _insert_mail(
         mail = _add_new_mail(values, facts, batch)
         if link is not None:
             batch.add(MailCorrespondent.__table__, [{"mail_id": mail.id, **link}])
-        for upload in stored:
-            attachment = upload.to_attachment(actor.user_id)
-            attachment.mail_id = mail.id
-            # Inserted by the flush at the commit, so the statistics listener counts it.
-            db.session.add(attachment)
+        if reserved is not None:
+            # Ascending ids given in upload order keep the letter the mail's first attachment.
+            batch.add(Attachment.__table__, [
+                {**upload.attachment_values(actor.user_id), "id": attachment_id, "mail_id": mail.id}
+                for upload, attachment_id in zip(stored, reserved.child_ids, strict=True)
+            ])
+        else:
+            for upload in stored:
+                attachment = upload.to_attachment(actor.user_id)
+                attachment.mail_id = mail.id
+                # Inserted by the flush at the commit, so the statistics listener counts it.
+                db.session.add(attachment)
 
         routing_trace = (
             apply_routing(mail, plan, configuration, actor.user_id, today, new_mail=True, now=moment) if plan else None

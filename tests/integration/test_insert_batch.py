@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, text
 
+from app.attachments.models import Attachment
+from app.attachments.operations import Upload
 from app.core.db import InsertBatch, _batch_statement, write_transaction
 from app.correspondents.operations import CorrespondentInput
+from app.demo.letters import render_letter_pdf
 from app.extensions import db
 from app.mail.models import HistoryEntry, Mail, MailCorrespondent
 from app.mail.operations import Registration, register_mail, today_in_paris
@@ -17,6 +21,7 @@ from app.notifications.models import EmailMessage, Notification
 from app.reminders.models import Reminder
 from app.search.models import OutboxEvent
 from app.statistics.counters import upsert_count_arrays
+from app.statistics.models import MailStatistics
 from tests.conftest import user_context
 
 # The tables whose rows a registration sends with the mail's row on PostgreSQL.
@@ -24,7 +29,7 @@ BATCHED_TABLES = ("mail_correspondent", "history_entry", "search_outbox", "remin
                   "mail_statistics", "statistics_count")
 
 
-def _register_assigned() -> tuple[Mail, list[str]]:
+def _register_assigned(uploads: list[Upload] | None = None) -> tuple[Mail, list[str]]:
     """Register a residence-permit request assigned to an agent; return it and the SQL statements run."""
     statements: list[str] = []
 
@@ -39,6 +44,7 @@ def _register_assigned() -> tuple[Mail, list[str]]:
         assignee_id=user_context("sejour").user_id,
         fields={"foreign_national_number": "0123456789", "permit_kind": "first_request"},
         correspondent=CorrespondentInput(last_name="Nguyễn", first_name="Thị Hoà", confirm_new=True),
+        uploads=uploads or [],
     )
     event.listen(db.engine, "before_cursor_execute", record)
     try:
@@ -92,9 +98,23 @@ def test_postgresql_gets_one_insert_statement(app_context):
     assert mail.id is not None
 
 
-def test_number_then_batch_only(app_context):
+def _pdf(subject: str) -> bytes:
+    return render_letter_pdf(
+        {"category": "incoming", "subject": subject, "letter_date": today_in_paris(), "body_paragraphs": ["Madame,"]},
+        {"kind": "person", "civility": "Mme", "first_name": "Thị Hoà", "last_name": "Nguyễn", "organisation": None,
+         "address": "3 rue de la Paix", "postcode": "75002", "city": "Paris", "email": None, "phone": None},
+    )
+
+
+def _letter_and_annex() -> list[Upload]:
+    return [Upload(io.BytesIO(_pdf("Demande de titre de séjour")), "lettre.pdf", kind="letter"),
+            Upload(io.BytesIO(_pdf("Justificatif de domicile")), "justificatif-été.pdf")]
+
+
+@pytest.mark.parametrize("with_files", [False, True], ids=["no_file", "two_files"])
+def test_number_then_batch_only(app_context, with_files):
     _rebuild_counters()
-    _mail, statements = _register_assigned()
+    _mail, statements = _register_assigned(_letter_and_annex() if with_files else None)
 
     numbered = [position for position, statement in enumerate(statements) if "INSERT INTO chrono_counter" in statement]
     assert len(numbered) == 1
@@ -104,6 +124,19 @@ def test_number_then_batch_only(app_context):
         assert len(after_number) == 1
         assert "INSERT INTO mail " in after_number[0]
         assert "INSERT INTO statistics_count " in after_number[0]
+        assert ("INSERT INTO attachment " in after_number[0]) is with_files
+
+
+def test_attachments_keep_upload_order(app_context):
+    _rebuild_counters()
+    mail, _statements = _register_assigned(_letter_and_annex())
+
+    rows = db.session.execute(
+        select(Attachment.display_name, Attachment.kind).where(Attachment.mail_id == mail.id).order_by(Attachment.id)
+    ).all()
+    assert [tuple(row) for row in rows] == [("lettre.pdf", "letter"), ("justificatif-été.pdf", "attachment")]
+    facts = db.session.get(MailStatistics, mail.id)
+    assert facts.attachments == 2
 
 
 def test_registration_reuses_plans_until_commit(app_context):
@@ -150,8 +183,9 @@ def test_batch_statement_psycopg_caches(app_context):
     assert parameter_count <= psycopg._queries.MAX_CACHED_STATEMENT_PARAMS
 
 
-def test_registration_counts_match_rebuild(app_context):
-    from app.statistics.models import MailStatistics, StatisticsCount
+@pytest.mark.parametrize("with_files", [False, True], ids=["no_file", "two_files"])
+def test_registration_counts_match_rebuild(app_context, with_files):
+    from app.statistics.models import StatisticsCount
 
     def counts() -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
         counters = {tuple(row) for row in db.session.execute(select(StatisticsCount.__table__)).all() if row.count}
@@ -159,7 +193,7 @@ def test_registration_counts_match_rebuild(app_context):
         return counters, facts
 
     _rebuild_counters()
-    mail, _statements = _register_assigned()
+    mail, _statements = _register_assigned(_letter_and_annex() if with_files else None)
     registered = counts()
     _rebuild_counters()
 
