@@ -111,9 +111,11 @@ def _as_number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return Decimal(str(value).replace("\u202f", "").replace("\u00a0", "").replace(" ", "").replace(",", "."))
+        number = Decimal(str(value).replace("\u202f", "").replace("\u00a0", "").replace(" ", "").replace(",", "."))
     except (InvalidOperation, ValueError):
         return None
+    # "NaN" typed in a number field is no number: comparing it to a range bound raises InvalidOperation.
+    return number if number.is_finite() else None
 
 
 def _same_value(value: Any, expected: Any) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 
 from app.configuration.loader import LoadFailed, load_directory
 from app.configuration.operations import current_configuration
+from app.core.errors import ValidationFailed
 from app.correspondents.operations import CorrespondentInput
 from app.distribution.models import COPY, OPINION, DistributionEntry
 from app.extensions import db
@@ -129,6 +130,17 @@ def test_rules_compare_an_amount_as_stored(app_context, typed):
     fired = [item["rule"] for item in mail.history[0].details["routing"]["fired"]]
     assert "large_grant" in fired
     assert mail.priority == "urgent"
+
+
+@pytest.mark.parametrize("typed", ["NaN", "nan", "sNaN", "-Infinity"])
+def test_amount_not_a_number_is_field_error(app_context, typed):
+    registration = Registration(
+        mail_type="grant_request", subject="Rénovation de la salle polyvalente", fields={"amount_requested": typed},
+        correspondent=CorrespondentInput(kind="organisation", organisation="Commune de Saint-Rémy-lès-Chevreuse"),
+    )
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("courrier"), registration)
+    assert list(failure.value.field_errors) == ["field_amount_requested"]
 
 
 def test_form_department_overrides_rules(app_context):
