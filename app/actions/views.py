@@ -28,6 +28,7 @@ from app.mail.models import Mail
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.portal.access import login_required, require_user
+from app.portal.paging import requested_page
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class MailApi(BaseView):
         from flask import current_app
 
         user = require_user()
-        page = request.args.get("page", 1, type=int) or 1
+        page = requested_page()
         result = basket_page(user, current_configuration(), basket_id, page, current_app.config["BASKET_PAGE_SIZE"])
         return jsonify(
             {

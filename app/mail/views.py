@@ -39,6 +39,7 @@ from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
 from app.portal.access import login_required, require_user
+from app.portal.paging import requested_page
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ class MailView(BaseView):
     def basket(self, basket_id: str) -> Any:
         user = require_user()
         configuration = current_configuration()
-        page = request.args.get("page", 1, type=int) or 1
+        page = requested_page()
         size = int(self._page_size())
         # A delegate opens the baskets of the absent agent they stand in for with ?for=<user id>.
         absent_user_id = request.args.get("for", type=int)
@@ -369,7 +370,7 @@ class MailView(BaseView):
         if filters.mail_type and filters.mail_type not in configuration.mail_types:
             errors["mail_type"] = _("Unknown mail type.")
 
-        page = request.args.get("page", 1, type=int) or 1
+        page = requested_page()
         size = int(self._page_size())
         items, total = ([], 0) if errors else register_page(user, filters, page, size)
         arguments = {key: value for key, value in request.args.items() if key != "page" and value}

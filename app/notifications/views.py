@@ -23,6 +23,7 @@ from app.notifications.operations import (
 from app.notifications.rendering import sentence
 from app.organisation.context import current_user_context
 from app.portal.access import login_required, require_user
+from app.portal.paging import requested_page
 
 
 def _language() -> str:
@@ -38,7 +39,7 @@ class NotificationView(BaseView):
     @login_required
     def index(self) -> Any:
         user = require_user()
-        page = request.args.get("page", 1, type=int) or 1
+        page = requested_page()
         size = int(current_app.config["BASKET_PAGE_SIZE"])
         rows, total = notifications_page(user.user_id, page, size)
         language = _language()

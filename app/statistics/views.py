@@ -21,6 +21,7 @@ from app.mail.views import locale_code
 from app.organisation.context import UserContext
 from app.organisation.models import Department
 from app.portal.access import login_required, require_user
+from app.portal.paging import requested_page
 from app.statistics.exports import Table, table_csv, table_xlsx
 from app.statistics.filters import StatisticsFilter, may_open_statistics, parse_filter
 from app.statistics.operations import (
@@ -146,7 +147,7 @@ class StatisticsView(BaseView):
         configuration = current_configuration()
         condition = indicator_condition(indicator, user, filters, configuration, today_in_paris())
         total = int(db.session.execute(select(func.count()).select_from(Mail).where(condition)).scalar_one())
-        page = max(1, request.args.get("page", 1, type=int) or 1)
+        page = requested_page()
         items = list(db.session.execute(
             select(Mail).where(condition).order_by(Mail.arrival_date.desc(), Mail.id.desc())
             .limit(LIST_PAGE_SIZE).offset((page - 1) * LIST_PAGE_SIZE)

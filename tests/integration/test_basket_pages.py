@@ -132,3 +132,15 @@ def test_page_past_count_runs_no_page_query(app_context):
     assert past.total == last.total
     page_queries = [statement for statement in statements[listed:] if "ORDER BY mail.due_date" in statement]
     assert page_queries == []
+
+
+@pytest.mark.parametrize("path", [
+    "/mail/list", "/mail/basket/to_process", "/api/mail/basket/to_process", "/notifications/",
+    "/statistics/mail?indicator=received",
+])
+@pytest.mark.parametrize("page", ["99999999999999999999999", "-5", "0", "deux"])
+def test_page_argument_out_of_range(client_as, path, page):
+    separator = "&" if "?" in path else "?"
+    response = client_as("chef.sejour").get(f"{path}{separator}page={page}")
+
+    assert response.status_code == 200
