@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from app.absences.operations import absences_of, cancel_absence, declare_absence, delegator_contexts
 from app.configuration.operations import current_configuration
 from app.core.errors import ValidationFailed
-from app.core.parsing import ParseError, parse_date
+from app.core.parsing import ParseError, parse_date, parse_row_id
 from app.mail.baskets import may_open_basket
 from app.portal.access import login_required, require_user
 
@@ -45,7 +45,7 @@ class AbsenceView(BaseView):
             try:
                 if errors:
                     raise ValidationFailed(errors)
-                declare_absence(user, starts_on, ends_on, int(delegate) if delegate.isdigit() else None)
+                declare_absence(user, starts_on, ends_on, parse_row_id(delegate))
             except ValidationFailed as failure:
                 errors = failure.field_errors
                 flash(failure.message, "danger")

@@ -21,7 +21,7 @@ from app.actions.operations import (
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.core.errors import Conflict, PermissionDenied, ValidationFailed, message_without_form
-from app.core.parsing import ParseError, parse_date
+from app.core.parsing import ParseError, parse_date, parse_row_id
 from app.distribution.operations import distribution_of
 from app.mail.baskets import basket_page, get_basket
 from app.mail.models import Mail
@@ -31,11 +31,6 @@ from app.portal.access import login_required, require_user
 from app.portal.paging import requested_page
 
 log = logging.getLogger(__name__)
-
-
-def _optional_int(text: str | None) -> int | None:
-    text = (text or "").strip()
-    return int(text) if text.isdigit() else None
 
 
 def action_input_from(values: MultiDict, locale: str) -> ActionInput:
@@ -52,14 +47,14 @@ def action_input_from(values: MultiDict, locale: str) -> ActionInput:
     return ActionInput(
         comment=values.get("comment") or None,
         department=values.get("department") or None,
-        assignee_id=_optional_int(values.get("assignee_id")),
-        copy_user_ids=[int(item) for item in values.getlist("copy_user_ids") if str(item).isdigit()],
+        assignee_id=parse_row_id(values.get("assignee_id")),
+        copy_user_ids=[user_id for item in values.getlist("copy_user_ids") if (user_id := parse_row_id(item)) is not None],
         copy_departments=[item for item in values.getlist("copy_departments") if item],
-        opinion_user_id=_optional_int(values.get("opinion_user_id")),
+        opinion_user_id=parse_row_id(values.get("opinion_user_id")),
         opinion_department=values.get("opinion_department") or None,
         opinion_due_date=due,
         fields={key.removeprefix("field_"): value for key, value in values.items() if key.startswith("field_")},
-        expected_version=_optional_int(values.get("row_version")),
+        expected_version=parse_row_id(values.get("row_version")),
         locale=locale,
     )
 
@@ -120,7 +115,7 @@ class ActionView(BaseView):
         if action_id not in basket.actions:
             raise PermissionDenied()
         locale = locale_code()
-        mail_ids = [int(item) for item in request.form.getlist("mail_ids") if item.isdigit()]
+        mail_ids = [mail_id for item in request.form.getlist("mail_ids") if (mail_id := parse_row_id(item)) is not None]
         if not mail_ids:
             flash(_("Tick at least one mail."), "warning")
             return redirect(url_for("MailView.basket", basket_id=basket_id))

@@ -120,6 +120,20 @@ _DAY_FIRST_DATE = re.compile(r"(?P<day>[0-9]{1,2})(?P<sep>[/.-])(?P<month>[0-9]{
 _ISO_DATE = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})")
 
 
+# Primary keys are 32-bit integers on PostgreSQL, so a larger id names no row.
+MAX_ROW_ID = 2**31 - 1
+_ROW_ID = re.compile(r"[0-9]{1,10}")
+
+
+def parse_row_id(text: str | None) -> int | None:
+    """Return the row id that a form or query field names, or None when it is empty, no number or out of range."""
+    text = (text or "").strip()
+    if _ROW_ID.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
 def parse_date(text: str) -> date:
     """Parse a date typed as ``dd/mm/yyyy`` or as ISO ``yyyy-mm-dd``.
 

@@ -21,7 +21,8 @@ from app.attachments.operations import Upload
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
-from app.core.parsing import ParseError, parse_date
+from app.core.parsing import ParseError, parse_date, parse_row_id
+from app.correspondents.models import Correspondent
 from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
 from app.extensions import db
 from app.mail.baskets import BasketPage, RegisterFilter, basket_column_labels, basket_page, register_page
@@ -156,10 +157,15 @@ def _parse_optional_date(form: RegistrationFormBase, name: str, errors: dict[str
         return None
 
 
+def _picked_correspondent(form: RegistrationFormBase) -> Correspondent | None:
+    """Return the directory entry picked on a form that comes back for corrections, or None."""
+    picked = parse_row_id(form.correspondent_id.data)
+    return db.session.get(Correspondent, picked) if picked is not None else None
+
+
 def _correspondent_input(form: RegistrationFormBase) -> CorrespondentInput:
-    picked = (form.correspondent_id.data or "").strip()
     return CorrespondentInput(
-        id=int(picked) if picked.isdigit() else None,
+        id=parse_row_id(form.correspondent_id.data),
         kind=form.correspondent_kind.data or "person",
         civility=form.correspondent_civility.data or None,
         first_name=(form.correspondent_first_name.data or "").strip() or None,
@@ -178,7 +184,6 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
     errors: dict[str, list[str]] = {}
     arrival = _parse_optional_date(form, "arrival_date", errors)
     letter = _parse_optional_date(form, "letter_date", errors)
-    assignee = (form.assignee_id.data or "").strip()
     spec = current_configuration().mail_types[type_id]
     return Registration(
         mail_type=type_id,
@@ -190,7 +195,7 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
         confidential=bool(form.confidential.data),
         # Left on its first choice, the routing rules decide.
         handling_department=form.handling_department.data or None,
-        assignee_id=int(assignee) if assignee.isdigit() else None,
+        assignee_id=parse_row_id(form.assignee_id.data),
         fields={item.id: getattr(form, name).data for name, item in custom_field_names(spec)},
         correspondent=_correspondent_input(form),
         uploads=[
@@ -297,9 +302,14 @@ class MailView(BaseView):
         chosen = [safe_display_name(file.filename) for file in request.files.getlist(form.attachments.name)
                   if file and file.filename]
         dropped_files = [name for position, name in enumerate(chosen) if position not in rejected]
+        picked_correspondent = _picked_correspondent(form)
+        if picked_correspondent is None:
+            # An id that names no entry is dropped, so that the agent picks or types the sender again.
+            form.correspondent_id.data = ""
         return self.render_template(
             "mail/register.html", form=form, spec=spec, locale=locale,
             custom_fields=custom_field_names(spec), candidates=candidates, dropped_files=dropped_files,
+            picked_correspondent=picked_correspondent,
         )
 
     @expose("/<int:mail_id>")

@@ -51,7 +51,8 @@ MANUAL_STEP_ROWS = 4
 
 def _optional_int(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() else None
+    # str.isdigit() also accepts "²", which int() rejects.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def decision_from(values: MultiDict) -> Decision:

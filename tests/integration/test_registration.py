@@ -15,8 +15,9 @@ from app.attachments.models import Attachment
 from app.attachments.operations import Upload, content_store
 from app.core.db import write_transaction
 from app.core.errors import PermissionDenied, ValidationFailed
+from app.core.types import utcnow
 from app.correspondents.models import Correspondent
-from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
+from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent, resolve_correspondent_id
 from app.demo.letters import render_letter_pdf
 from app.extensions import db
 from app.mail.models import ChronoCounter, HistoryEntry, Mail
@@ -789,3 +790,32 @@ def test_duplicate_prompt_comes_with_other_errors(client_as, app):
     assert 'data-error-for="subject"' in html
     assert 'id="duplicate-candidates"' in html
     assert "probablement déjà dans l" in html
+
+
+def test_failed_submit_shows_picked_correspondent(client_as, app):
+    with app.app_context():
+        picked = resolve_correspondent_id(
+            CorrespondentInput(last_name="Lefèvre-Dûpont", first_name="Éloïse", civility="Mme"), None, utcnow()
+        )
+        db.session.commit()
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, correspondent_id=str(picked), field_foreign_national_number="12")
+
+    html = client.post("/mail/register/residence_permit_request", data=data).get_data(as_text=True)
+
+    assert '<span class="picked-name">Mme Éloïse Lefèvre-Dûpont</span>' in html
+    assert re.search(r'<p id="correspondent-picked" class="alert alert-info" >', html)
+    assert '<div id="correspondent-new" hidden>' in html
+
+
+@pytest.mark.parametrize("field", ["correspondent_id", "assignee_id"])
+@pytest.mark.parametrize("value", ["99999999999999999999999", "2147483648", "²"])
+def test_form_id_out_of_range_is_ignored(client_as, field, value):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page, **{field: value})
+
+    response = client.post("/mail/register/residence_permit_request", data=data)
+
+    assert response.status_code in (200, 302)
