@@ -68,6 +68,8 @@ class RegistrationFormBase(FlaskForm):
     assignee_id = SelectField(_l("Assignee"), choices=[], validators=[Optional()])
 
     correspondent_id = HiddenField()
+    # Set when the page is built and sent back with the form, so that the form registers one mail.
+    submission_token = HiddenField()
     correspondent_search = StringField(
         _l("Search the directory"),
         description=_l("Type a few letters of a name, an organisation, an e-mail or a phone number."),

@@ -161,6 +161,21 @@ class ChronoCounter(Model):
     last_number: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+class RegistrationSubmission(Model):
+    """A registration form's one-time token, and the mail it registered.
+
+    A form sent twice, by a double click or a page sent again, carries the same
+    token: the second registration fails on this primary key and the agent is
+    shown the mail of the first.
+    """
+
+    __tablename__ = "registration_submission"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mail.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 class HistoryEntry(Model):
     """The legal audit trail (historique) of a mail: who did what, when, for whom."""
 

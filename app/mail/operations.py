@@ -8,6 +8,7 @@ CLI commands and jobs call these functions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,7 +49,7 @@ from app.documents.acknowledgement_state import note_inserted_mail as note_ackno
 from app.extensions import db
 from app.mail.chrono import format_chrono, next_number
 from app.mail.fields import clean_field_values
-from app.mail.models import CHANNELS, PRIORITIES, HistoryEntry, Mail, MailCorrespondent
+from app.mail.models import CHANNELS, PRIORITIES, HistoryEntry, Mail, MailCorrespondent, RegistrationSubmission
 from app.notifications.operations import NotificationCache, insert_notifications
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -94,6 +96,8 @@ class Registration:
     correspondent: CorrespondentInput | None = None
     uploads: list[Upload] = field(default_factory=list)
     locale: str = "fr"
+    # The one-time token of the form that sent this registration, if any (see RegistrationSubmission).
+    submission_token: str | None = None
     # Errors the caller found reading the input, such as a date it could not parse, by field name.
     # check_registration() reports them with its own, so that the agent sees every error at once.
     input_errors: dict[str, list[str]] = field(default_factory=dict)
@@ -239,6 +243,8 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     # The moment of registration, in the past for demo mail registered at its arrival date.
     moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
+    # A form sent again after its first sending committed registers nothing more.
+    _check_not_registered(actor, registration.submission_token)
     registration = _within_file_limit(registration)
     if registration.uploads:
         # The files are checked in the store's temporary folder and stored only when the whole
@@ -257,16 +263,42 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
             stored = store_checked(files)
         finally:
             discard_checked(files)
-        mail, chrono = run_in_write_transaction(
-            lambda: _with_chrono(_insert_mail(actor, plan.registration, checked, stored, configuration, today, moment, plan)),
-            description,
-        )
+        insert = functools.partial(_insert_mail, actor, plan.registration, checked, stored, configuration, today,
+                                   moment, plan)
     else:
-        mail, chrono = run_in_write_transaction(
-            lambda: _with_chrono(_route_check_insert(actor, registration, configuration, today, moment)), description
-        )
+        insert = functools.partial(_route_check_insert, actor, registration, configuration, today, moment)
+
+    try:
+        mail, chrono = run_in_write_transaction(lambda: _with_chrono(insert()), description)
+    except IntegrityError:
+        # Two sendings of one form at once: the second fails on the form's token when the first commits.
+        db.session.rollback()
+        _check_not_registered(actor, registration.submission_token)
+        raise
     log.info("mail %s registered by %s", chrono, actor.display_name)
     return mail
+
+
+class AlreadyRegistered(Exception):
+    """Error raised when a registration form is sent again: its first sending registered ``mail``."""
+
+    def __init__(self, mail: Mail):
+        super().__init__(f"already registered as {mail.chrono}")
+        self.mail = mail
+
+
+def _check_not_registered(actor: UserContext, token: str | None) -> None:
+    """Raise AlreadyRegistered if the form of one-time ``token`` has registered a mail."""
+    if not token:
+        return
+    registered = db.session.execute(
+        select(Mail).join(RegistrationSubmission, RegistrationSubmission.mail_id == Mail.id)
+        .where(RegistrationSubmission.token == token)
+    ).scalar_one_or_none()
+    if registered is not None:
+        log.info("registration form %s sent again by %s: its first sending registered mail %s",
+                 token, actor.display_name, registered.chrono)
+        raise AlreadyRegistered(registered)
 
 
 def _within_file_limit(registration: Registration) -> Registration:
@@ -372,6 +404,10 @@ def _insert_mail(
         mail = _add_new_mail(values, facts, batch)
         if link is not None:
             batch.add(MailCorrespondent.__table__, [{"mail_id": mail.id, **link}])
+        if registration.submission_token:
+            batch.add(RegistrationSubmission.__table__, [
+                {"token": registration.submission_token, "mail_id": mail.id, "created_at": moment}
+            ])
         if reserved is not None:
             # Ascending ids given in upload order keep the letter the mail's first attachment.
             batch.add(Attachment.__table__, [

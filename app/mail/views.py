@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +37,7 @@ from app.mail.forms import (
     custom_field_names,
 )
 from app.mail.models import Mail
-from app.mail.operations import Registration, register_mail
+from app.mail.operations import AlreadyRegistered, Registration, register_mail
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -157,6 +159,9 @@ def _parse_optional_date(form: RegistrationFormBase, name: str, errors: dict[str
         return None
 
 
+_SUBMISSION_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
 def _picked_correspondent(form: RegistrationFormBase) -> Correspondent | None:
     """Return the directory entry picked on a form that comes back for corrections, or None."""
     picked = parse_row_id(form.correspondent_id.data)
@@ -185,6 +190,7 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
     arrival = _parse_optional_date(form, "arrival_date", errors)
     letter = _parse_optional_date(form, "letter_date", errors)
     spec = current_configuration().mail_types[type_id]
+    token = form.submission_token.data or ""
     return Registration(
         mail_type=type_id,
         subject=form.subject.data or "",
@@ -198,6 +204,7 @@ def _registration_from_form(form: RegistrationFormBase, type_id: str, locale: st
         assignee_id=parse_row_id(form.assignee_id.data),
         fields={item.id: getattr(form, name).data for name, item in custom_field_names(spec)},
         correspondent=_correspondent_input(form),
+        submission_token=token if _SUBMISSION_TOKEN.fullmatch(token) else None,
         uploads=[
             Upload(stream=file.stream, filename=file.filename, kind="letter" if index == 0 else "attachment")
             for index, file in enumerate(request.files.getlist(form.attachments.name))
@@ -275,12 +282,17 @@ class MailView(BaseView):
         form.assignee_id.choices = _assignee_choices()
         if request.method == "GET":
             form.channel.data = "internal" if spec.category == "internal" else "post"
+            form.submission_token.data = uuid.uuid4().hex
 
         candidates: list[Any] = []
         rejected: set[int] = set()
         if request.method == "POST" and form.validate_on_submit():
             try:
                 mail = register_mail(user, _registration_from_form(form, type_id, locale))
+            except AlreadyRegistered as already:
+                flash(_("This form had already been sent: the mail is registered once, under number %(chrono)s.",
+                        chrono=already.mail.chrono), "info")
+                return redirect(url_for("MailView.detail", mail_id=already.mail.id))
             except DuplicateCorrespondent as duplicate:
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)

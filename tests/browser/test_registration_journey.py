@@ -383,3 +383,22 @@ def test_files_over_limit_keep_form(
     ])
     expect(page.locator("#files-over-limit")).to_be_visible()
     assert page_errors == []
+
+
+def test_double_click_sends_form_once(page: Page, live_server: str, page_errors: list[str]) -> None:
+    login(page, live_server, "courrier")
+    open_registration_form(page, RESIDENCE_PERMIT)
+    page.fill("#subject", "Demande de renouvellement envoyée d'un double clic")
+    # Counts the sendings and keeps the page, as a slow network would while the agent clicks again.
+    page.evaluate("""() => document.getElementById('registration-form').addEventListener('submit', (event) => {
+        window.sendings = (window.sendings || 0) + 1;
+        event.preventDefault();
+    })""")
+
+    page.dblclick("#register-submit")
+
+    assert page.evaluate("() => window.sendings") == 1
+    button = page.locator("#register-submit")
+    expect(button).to_be_disabled()
+    expect(button).to_have_text("Enregistrement…")
+    assert page_errors == []

@@ -13,8 +13,8 @@ from sqlalchemy import func, select, text
 from app.core.errors import ValidationFailed
 from app.correspondents.operations import CorrespondentInput
 from app.extensions import db
-from app.mail.models import HistoryEntry, Mail
-from app.mail.operations import Registration, register_mail, today_in_paris
+from app.mail.models import ChronoCounter, HistoryEntry, Mail
+from app.mail.operations import AlreadyRegistered, Registration, register_mail, today_in_paris
 from tests.conftest import user_context
 
 pytestmark = pytest.mark.concurrency
@@ -143,3 +143,33 @@ def test_login_after_another_writer_committed(app):
         after = db.session.execute(text("SELECT login_count FROM ab_user WHERE username = 'sejour'")).scalar()
         db.session.remove()
     assert after == before + 1
+
+
+def test_one_form_sent_at_once_registers_once(app):
+    """The same form sent by five requests at once registers one mail, and takes one number."""
+    senders = 5
+    barrier = threading.Barrier(senders)
+
+    def send() -> str:
+        with app.app_context():
+            agent = user_context("sejour")
+            registration = Registration(
+                mail_type="internal_memo", subject="Note envoyée deux fois", handling_department="DMI-SSE-BPT",
+                arrival_date=today_in_paris() - timedelta(days=1), submission_token="0f" * 16,
+            )
+            barrier.wait()
+            try:
+                return register_mail(agent, registration).chrono
+            except AlreadyRegistered as already:
+                return already.mail.chrono
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(senders) as pool:
+        chronos = [future.result() for future in [pool.submit(send) for _ in range(senders)]]
+
+    assert len(set(chronos)) == 1
+    assert chronos[0].endswith("/000001")
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
+        assert db.session.execute(select(ChronoCounter.last_number)).scalars().all() == [1]

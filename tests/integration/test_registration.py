@@ -380,8 +380,10 @@ def test_registration_facts_match_database(app_context):
 
 
 def _form_data(page_html: str, **changes) -> dict:
+    token = re.search(r'name="submission_token" type="hidden" value="([0-9a-f]*)"', page_html)
     data = {
         "csrf_token": csrf_token(page_html),
+        "submission_token": token.group(1) if token else "",
         "subject": "Demande de premier titre de séjour",
         "arrival_date": (today_in_paris() - timedelta(days=2)).strftime("%d/%m/%Y"),
         "letter_date": "",
@@ -819,3 +821,19 @@ def test_form_id_out_of_range_is_ignored(client_as, field, value):
     response = client.post("/mail/register/residence_permit_request", data=data)
 
     assert response.status_code in (200, 302)
+
+
+def test_form_sent_twice_registers_once(client_as, app):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    data = _form_data(page)
+    assert re.fullmatch(r"[0-9a-f]{32}", data["submission_token"])
+
+    first = client.post("/mail/register/residence_permit_request", data=dict(data))
+    second = client.post("/mail/register/residence_permit_request", data=dict(data), follow_redirects=True)
+
+    assert first.status_code == 302
+    assert second.request.path == first.headers["Location"]
+    assert "déjà été envoyé" in second.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
