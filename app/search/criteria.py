@@ -98,6 +98,27 @@ class SearchRequest:
         return (self.page - 1) * self.page_size
 
 
+def department_facet(counts: dict[str, int], size: int) -> list[tuple[str, int]]:
+    """Return the department facet from the count of each handling department: the ``size`` largest, with sub-departments.
+
+    The department filter selects the chosen department and those below it,
+    so each department's count adds the counts of its sub-departments found
+    in ``counts``: the count shown is the number of results its link gives.
+    """
+    if not counts:
+        return []
+    paths = {str(row.id): row.path for row in db.session.execute(select(Department.id, Department.path))}
+    rolled = {}
+    for value, count in counts.items():
+        path = paths.get(value)
+        if path is None:
+            rolled[value] = count
+            continue
+        rolled[value] = sum(other_count for other, other_count in counts.items() if paths.get(other, "").startswith(path))
+    ordered = sorted(rolled.items(), key=lambda item: (-item[1], item[0]))
+    return ordered[:size]
+
+
 @dataclass(frozen=True)
 class ResolvedFilters:
     """Filters with department codes turned into ids and due bands into date ranges."""

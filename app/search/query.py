@@ -27,6 +27,9 @@ FACET_FIELDS = {
     "department": "handling_department_id",
 }
 FACET_SIZE = 20
+# The department facet adds each department's sub-departments to its count (criteria.department_facet),
+# so it needs the count of every department, not of the largest only.
+FACET_BUCKETS = {"department": 1000}
 # Where snippets are taken from, in order of preference.
 HIGHLIGHT_FIELDS = ("subject", "correspondents", "custom_fields.value", "notes", "attachment_names", "attachment_text")
 SOURCE_FIELDS = ["chrono", "subject", "arrival_date", "status", "mail_type"]
@@ -184,7 +187,9 @@ def facet_aggregations(facet_filters: dict[str, dict[str, Any]],
         groups.setdefault(tuple(key for key in facet_filters if key != name), []).append(name)
     aggregations: dict[str, Any] = {}
     for filtered_by, names in groups.items():
-        terms = {name: {"terms": {"field": FACET_FIELDS[name], "size": FACET_SIZE}} for name in names}
+        terms = {
+            name: {"terms": {"field": FACET_FIELDS[name], "size": FACET_BUCKETS.get(name, FACET_SIZE)}} for name in names
+        }
         clauses = [facet_filters[key] for key in filtered_by]
         window = window_filters.get(names[0])
         if window is not None:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from app.attachments.operations import Upload
 from app.extensions import db
 from app.mail.operations import Registration, register_mail
+from app.organisation.models import Department
 from app.search.backends import BackendUnavailable
 from app.search.criteria import SearchRequest
 from app.search.indexer import drain, index_status, reindex
@@ -262,3 +263,18 @@ def test_outdated_index_refused_until_reindex(app_context):
         assert mail.id in [hit.mail_id for hit in result.hits]
     finally:
         drop_backend(backend)
+
+
+def test_department_facet_counts_sub_departments(search_backend):  # noqa: F811
+    register_corpus()
+    register_mail(user_context("courrier"), _complaint("Accueil des étrangers : attente au guichet", person("Martin"), 2,
+                                                       handling_department="DMI-SSE"))
+    index_all(search_backend)
+    codes = {str(row.id): row.code for row in db.session.execute(select(Department.id, Department.code))}
+
+    facet = dict(_admin_search(search_backend, page_size=100).facets["department"])
+
+    assert facet[next(key for key, code in codes.items() if code == "DMI-SSE")] > 1
+    for value, count in facet.items():
+        # The facet's link filters on the department with its sub-departments.
+        assert _admin_search(search_backend, department=codes[value], page_size=100).total == count, codes[value]

@@ -150,7 +150,7 @@ def test_facets_without_filters_are_plain_terms(app_context, recorder):
     sent = json.loads(requests[-1][2])
 
     assert set(sent["aggs"]) == {"mail_type", "category", "status", "department"}
-    assert sent["aggs"]["department"] == {"terms": {"field": "handling_department_id", "size": 20}}
+    assert sent["aggs"]["department"] == {"terms": {"field": "handling_department_id", "size": 1000}}
     assert "post_filter" not in sent
     assert result.facets == {"mail_type": [], "category": [], "status": [], "department": []}
 

@@ -31,11 +31,13 @@ from app.search.criteria import (
     SearchHit,
     SearchRequest,
     SearchResult,
+    department_facet,
     resolve_filters,
 )
 from app.search.documents import MailDocument
 from app.search.mapping import MAPPING_VERSION, index_definition
 from app.search.query import (
+    FACET_SIZE,
     HIGHLIGHT_FIELDS,
     Windows,
     build_search_body,
@@ -289,6 +291,7 @@ class ClusterBackend:
         hits = [self._hit(hit) for hit in response["hits"]["hits"]]
         buckets = facet_buckets(response["aggregations"])
         facets = {name: [(str(bucket["key"]), int(bucket["doc_count"])) for bucket in buckets[name]] for name in FACETS}
+        facets["department"] = department_facet(dict(facets["department"]), FACET_SIZE)
         total_is_exact = windows is None or windows.hits is None
         facets_are_exact = total_is_exact and (windows is None or all(value is None for value in windows.facets.values()))
         total = int(response["hits"]["total"]["value"]) if total_is_exact else EXACT_LIMIT

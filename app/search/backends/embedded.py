@@ -57,6 +57,7 @@ from app.search.criteria import (
     SearchHit,
     SearchRequest,
     SearchResult,
+    department_facet,
     resolve_filters,
 )
 from app.search.documents import MailDocument
@@ -664,6 +665,8 @@ class EmbeddedBackend:
     @staticmethod
     def _facet(rows: list[Any], name: str) -> list[tuple[str, int]]:
         counts = Counter(map(itemgetter(COLUMN[name]), rows))
+        if name == "department":
+            return department_facet({str(value): count for value, count in counts.items()}, FACET_SIZE)
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return [(str(value), count) for value, count in ordered[:FACET_SIZE]]
 
