@@ -65,6 +65,8 @@ class SearchRequest:
                     setattr(request, name, parse_date(raw))
                 except ParseError:
                     errors[name] = str(_l("Invalid date %(value)s: write it as 31/12/2026.", value=raw))
+        if request.arrival_from and request.arrival_to and request.arrival_from > request.arrival_to:
+            errors["arrival_to"] = str(_l("The end date is before the start date."))
         band = args.get("due")
         if band in DUE_BANDS:
             request.due_band = band

@@ -50,6 +50,12 @@ def test_invalid_date_message(app_context, client_as):
     assert 'class="text-danger search-error" data-field="arrival_from"' in page
 
 
+def test_dates_in_wrong_order_message(app_context, client_as):
+    page = client_as("admin").get("/search/?arrival_from=31/12/2026&arrival_to=1/12/2026").get_data(as_text=True)
+
+    assert 'data-field="arrival_to">La date de fin est antérieure à la date de début.<' in page
+
+
 def test_registration_is_indexed_after_form_post(app_context, client_as):
     from sqlalchemy import select
 
