@@ -51,7 +51,7 @@ from app.mail.fields import clean_field_values
 from app.mail.models import HistoryEntry, Mail
 from app.mail.visibility import seeing_context
 from app.organisation.context import UserContext
-from app.organisation.models import Department
+from app.organisation.models import Department, UserDepartment
 from app.search.models import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -277,8 +277,17 @@ def _copy(context: _Context) -> None:
     context.details["copies"] = [describe_target(entry) for entry in added]
     from app.actions.notifications import queue_notification
 
-    queue_notification("copy_received", context.mail, [entry.user_id for entry in added if entry.user_id],
-                       context.actor)
+    recipients = [entry.user_id for entry in added if entry.user_id]
+    recipients += _members_of([entry.department_id for entry in added if entry.department_id])
+    queue_notification("copy_received", context.mail, recipients, context.actor)
+
+
+def _members_of(department_ids: list[int]) -> list[int]:
+    """Return the users who belong to one of ``department_ids``: what is sent to a department is notified to them."""
+    if not department_ids:
+        return []
+    members = select(UserDepartment.user_id).where(UserDepartment.department_id.in_(department_ids))
+    return sorted(set(db.session.execute(members).scalars()))
 
 
 def _ask_opinion(context: _Context) -> None:
@@ -305,8 +314,8 @@ def _ask_opinion(context: _Context) -> None:
     context.details["opinion_due_date"] = due.isoformat()
     from app.actions.notifications import queue_notification
 
-    queue_notification("opinion_requested", context.mail, [data.opinion_user_id], context.actor,
-                       {"due_date": due.isoformat()})
+    recipients = [data.opinion_user_id] if department_id is None else _members_of([department_id])
+    queue_notification("opinion_requested", context.mail, recipients, context.actor, {"due_date": due.isoformat()})
 
 
 def _give_opinion(context: _Context) -> None:

@@ -367,3 +367,29 @@ def test_rejected_action_flashes_field_messages(app, client_as):
 
     assert "Un commentaire est obligatoire pour cette action." in page
     assert "en rouge" not in page
+
+
+def _notified(username: str, mail_id: int, event: str) -> int:
+    return db.session.execute(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_context(username).user_id, Notification.mail_id == mail_id,
+        Notification.event == event,
+    )).scalar_one()
+
+
+def test_department_asked_for_opinion_is_notified(app_context):
+    mail_id = _residence()
+    _act("sejour", mail_id, "qualify")
+
+    _act("sejour", mail_id, "ask_opinion", opinion_department="DMI-SN")
+
+    assert _notified("naturalisation", mail_id, "opinion_requested") == 1
+    assert _notified("cabinet", mail_id, "opinion_requested") == 0
+
+
+def test_copied_department_is_notified(app_context):
+    mail_id = _residence()
+
+    _act("sejour", mail_id, "copy", copy_departments=["CAB-BRE"])
+
+    assert _notified("cabinet", mail_id, "copy_received") == 1
+    assert _notified("naturalisation", mail_id, "copy_received") == 0
