@@ -117,8 +117,8 @@ class BaseConfig:
     SMTP_USERNAME = _env("SMTP_USERNAME", "")
     SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
     SMTP_TIMEOUT_SECONDS = _env("SMTP_TIMEOUT_SECONDS", 30)
-    # Address of the portal as users reach it, for the links in e-mail.
-    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # Address of the portal as users reach it, for the links in e-mail: by default the address gunicorn listens on.
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", f"http://{os.environ.get('ESTAFETTE_BIND') or '127.0.0.1:5000'}")
 
     # Search: "embedded" (full-text search inside the database), "opensearch" or
     # "elasticsearch" (SEARCH_URL, e.g. http://127.0.0.1:9200, index SEARCH_INDEX).

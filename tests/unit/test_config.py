@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import config
@@ -51,3 +56,18 @@ def test_hour_outside_the_day_refused(name, value):
 def test_file_limit_below_one_refused():
     with pytest.raises(config.ConfigurationError, match="ESTAFETTE_MAX_ATTACHMENTS_PER_MAIL"):
         config.validate(_settings(SECRET_KEY="k" * 48, MAX_ATTACHMENTS_PER_MAIL=0))
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ({"ESTAFETTE_BIND": "127.0.0.1:8131"}, "http://127.0.0.1:8131"),
+    ({}, "http://127.0.0.1:5000"),
+    ({"ESTAFETTE_BIND": "0.0.0.0:8000", "ESTAFETTE_PUBLIC_BASE_URL": "https://courrier.pref.example"},
+     "https://courrier.pref.example"),
+])
+def test_public_base_url_follows_bind(environment, expected):
+    env = {key: value for key, value in os.environ.items() if key not in ("ESTAFETTE_BIND", "ESTAFETTE_PUBLIC_BASE_URL")}
+    code = "import config; print(config.select_config('development').PUBLIC_BASE_URL)"
+    output = subprocess.run([sys.executable, "-c", code], env={**env, **environment}, cwd=Path(config.__file__).parent,
+                            capture_output=True, text=True, check=True).stdout
+
+    assert output.strip() == expected
