@@ -33,6 +33,8 @@ CHANNEL_CHOICES = [
     ("hand", _l("Delivered by hand")),
     ("internal", _l("Internal")),
 ]
+# Outgoing mail leaves the prefecture: no letter to scan on its way in.
+OUTGOING_CHANNEL_CHOICES = [("post", _l("Post")), *CHANNEL_CHOICES[1:]]
 PRIORITY_CHOICES = [
     ("normal", _l("Normal")),
     ("urgent", _l("Urgent")),
@@ -118,7 +120,14 @@ def _custom_field(spec: FieldSpec, locale: str) -> Field:
 
 def build_registration_form(spec: MailTypeSpec, locale: str) -> type[RegistrationFormBase]:
     """Return a form class with the common fields and ``spec``'s own fields named ``field_<id>``."""
-    attributes = {f"field_{item.id}": _custom_field(item, locale) for item in spec.fields}
+    attributes: dict[str, Any] = {f"field_{item.id}": _custom_field(item, locale) for item in spec.fields}
+    if spec.category == "outgoing":
+        attributes["arrival_date"] = StringField(
+            _l("Sending date"),
+            description=_l("Day the mail leaves the prefecture; today when left empty."),
+            render_kw=RegistrationFormBase.arrival_date.kwargs["render_kw"],
+        )
+        attributes["channel"] = SelectField(_l("Channel"), choices=OUTGOING_CHANNEL_CHOICES)
     return type(f"RegistrationForm_{spec.id}", (RegistrationFormBase,), attributes)
 
 

@@ -837,3 +837,15 @@ def test_form_sent_twice_registers_once(client_as, app):
     assert "déjà été envoyé" in second.get_data(as_text=True)
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
+
+
+def test_outgoing_form_speaks_of_sending(client_as):
+    client = client_as("sejour")
+
+    outgoing = client.get("/mail/register/outgoing_reply").get_data(as_text=True)
+    incoming = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+
+    assert """<label class="control-label" for="arrival_date">Date d'envoi<""" in outgoing
+    assert "Courrier postal (numérisé)" not in outgoing
+    assert """<label class="control-label" for="arrival_date">Date d'arrivée<""" in incoming
+    assert "Courrier postal (numérisé)" in incoming
