@@ -840,10 +840,8 @@ def test_form_sent_twice_registers_once(client_as, app):
 
 
 def test_outgoing_form_speaks_of_sending(client_as):
-    client = client_as("sejour")
-
-    outgoing = client.get("/mail/register/outgoing_reply").get_data(as_text=True)
-    incoming = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    outgoing = client_as("sejour").get("/mail/register/outgoing_reply").get_data(as_text=True)
+    incoming = client_as("courrier").get("/mail/register/residence_permit_request").get_data(as_text=True)
 
     assert """<label class="control-label" for="arrival_date">Date d'envoi<""" in outgoing
     assert "Courrier postal (numérisé)" not in outgoing
