@@ -55,7 +55,7 @@ class DuplicateCorrespondent(ValidationFailed):
 
     default_message = _l(
         "This correspondent is probably already in the directory: pick the existing entry, "
-        "or confirm that it is a different person."
+        "or confirm that it is another correspondent."
     )
 
     def __init__(self, candidates: list[tuple[Correspondent, Match]], other_errors: dict[str, list[str]] | None = None):

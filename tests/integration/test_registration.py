@@ -792,6 +792,8 @@ def test_duplicate_prompt_comes_with_other_errors(client_as, app):
     assert 'data-error-for="subject"' in html
     assert 'id="duplicate-candidates"' in html
     assert "probablement déjà dans l" in html
+    # The same message serves organisations: it names no person.
+    assert "s&#39;agit d&#39;un autre correspondant" in html
 
 
 def test_failed_submit_shows_picked_correspondent(client_as, app):
