@@ -19,6 +19,7 @@ Usage (normally through bench.run):
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -447,8 +448,10 @@ def explain_page_statements(statements: list[dict[str, Any]]) -> list[dict[str, 
 # --- Registrations ----------------------------------------------------------------------
 
 
-def measure_registrations(count: int, seed: int, barrier: Any = None, keep_samples: bool = False) -> dict[str, Any]:
-    """Register ``count`` generated mails through register_mail, without letters, one after another.
+def measure_registrations(
+    count: int, seed: int, barrier: Any = None, keep_samples: bool = False, letters: bool = False,
+) -> dict[str, Any]:
+    """Register ``count`` generated mails through register_mail, one after another.
 
     Only the register_mail calls are timed: the mails are generated before,
     and the benchmark's own bookkeeping is left out. Actors and
@@ -456,10 +459,13 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
     room registers incoming mail, agents the rest, and a correspondent seen
     before is picked by id. With ``barrier``, the timed loop starts when every
     writer sharing it is ready. With ``keep_samples``, the result also holds
-    every call's duration in seconds.
+    every call's duration in seconds. With ``letters``, mail arriving by post,
+    e-mail or web form comes with a one-page PDF letter, as ``flask demo load``
+    registers it; the letters are rendered before the timed loop.
     """
     from flask_appbuilder.security.sqla.models import User
 
+    from app.attachments.operations import Upload
     from app.configuration.operations import current_configuration
     from app.demo.cli import _Actors, _complete_required_fields, _correspondent_input
     from app.demo.users import DEMO_USERS
@@ -473,6 +479,7 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
     ids = dict(db.session.execute(select(User.username, User.id).where(User.username.in_(usernames))).tuples().all())
     actors = _Actors(ids)
     mails = list(generated_mails(count, seed, today_in_paris()))
+    pdfs = [_letter_of(generated) if letters else None for generated in mails]
     mails_before = db.session.execute(select(Mail.id).order_by(Mail.id.desc()).limit(1)).scalar() or 0
     db.session.remove()
 
@@ -485,7 +492,7 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
         barrier.wait()
     started_at = time.time()
     started = time.perf_counter()
-    for generated in mails:
+    for number, (generated, pdf) in enumerate(zip(mails, pdfs, strict=True)):
         actor, department = actors.pick(generated["category"])
         correspondent = generated.get("correspondent")
         spec = configuration.mail_types[generated["mail_type_id"]]
@@ -500,6 +507,7 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
             handling_department=department,
             fields=_complete_required_fields(spec, generated["fields"], generated["arrival_date"]),
             correspondent=_correspondent_input(correspondent, known),
+            uploads=[Upload(io.BytesIO(pdf), f"courrier-{seed}-{number:06d}.pdf", kind="letter")] if pdf else [],
         )
         call_started = time.perf_counter()
         cpu_started = time.process_time()
@@ -515,6 +523,7 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
     db.session.remove()
     result = {
         "registrations": count,
+        "letters": sum(1 for pdf in pdfs if pdf),
         # Time spent inside register_mail, and registrations per second of it.
         "seconds": round(operation_seconds, 3),
         "per_second": round(count / operation_seconds, 1),
@@ -535,15 +544,24 @@ def measure_registrations(count: int, seed: int, barrier: Any = None, keep_sampl
     return result
 
 
-def _writer(url: str, count: int, seed: int, barrier: Any, results: Any) -> None:
+def _letter_of(generated: dict[str, Any]) -> bytes | None:
+    """Return the PDF letter of a generated mail that arrives by post, e-mail or web form, as the demo renders it."""
+    from app.demo.letters import render_letter_pdf
+
+    if generated["channel"] not in ("post", "email", "web"):
+        return None
+    return render_letter_pdf(generated, generated.get("correspondent"))
+
+
+def _writer(url: str, count: int, seed: int, barrier: Any, results: Any, letters: bool) -> None:
     """Register ``count`` mails in a process of its own, as one worker process of the portal."""
     configure_bench_logging()
     app = create_bench_app(url)
     with app.app_context():
-        results.put(measure_registrations(count, seed, barrier, keep_samples=True))
+        results.put(measure_registrations(count, seed, barrier, keep_samples=True, letters=letters))
 
 
-def measure_concurrent_registrations(url: str, count: int, seed: int, writers: int) -> dict[str, Any]:
+def measure_concurrent_registrations(url: str, count: int, seed: int, writers: int, letters: bool = False) -> dict[str, Any]:
     """Register ``count`` mails through register_mail from ``writers`` processes at once.
 
     Each writer registers its share of different generated mails (its own
@@ -557,7 +575,7 @@ def measure_concurrent_registrations(url: str, count: int, seed: int, writers: i
     results = context.Queue()
     shares = [count // writers + (1 if index < count % writers else 0) for index in range(writers)]
     processes = [
-        context.Process(target=_writer, args=(url, share, seed + index, barrier, results))
+        context.Process(target=_writer, args=(url, share, seed + index, barrier, results, letters))
         for index, share in enumerate(shares)
     ]
     for process in processes:
@@ -580,6 +598,7 @@ def measure_concurrent_registrations(url: str, count: int, seed: int, writers: i
     seconds = max(item["finished_at"] for item in measured) - min(item["started_at"] for item in measured)
     return {
         "registrations": count,
+        "letters": sum(item["letters"] for item in measured),
         "writers": writers,
         "seconds": round(seconds, 3),
         "per_second": round(count / seconds, 1),
@@ -603,7 +622,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def run_measurements(url: str, requests: int, registrations: int, seed: int, writers: int = 1) -> dict[str, Any]:
+def run_measurements(
+    url: str, requests: int, registrations: int, seed: int, writers: int = 1, letters: bool = False,
+) -> dict[str, Any]:
     app = create_bench_app(url)
     results: dict[str, Any] = {"basket_pages": {}, "basket_functions": {}, "basket_raw_sql": {}, "page_plans": {}}
 
@@ -622,10 +643,10 @@ def run_measurements(url: str, requests: int, registrations: int, seed: int, wri
             results["page_plans"][username] = explain_page_statements(statements)
         if registrations and writers == 1:
             log.info("timing %s registrations through register_mail", registrations)
-            results["registrations"] = measure_registrations(registrations, seed)
+            results["registrations"] = measure_registrations(registrations, seed, letters=letters)
     if registrations and writers > 1:
         log.info("timing %s registrations through register_mail by %s writers", registrations, writers)
-        results["registrations"] = measure_concurrent_registrations(url, registrations, seed, writers)
+        results["registrations"] = measure_concurrent_registrations(url, registrations, seed, writers, letters)
     results["memory_at_end"] = process_memory()
     return results
 
@@ -646,12 +667,16 @@ def main(argv: list[str] | None = None) -> int:
         "--writers", type=int, default=1,
         help="Processes registering at once; 1 registers in this process (default: 1).",
     )
+    parser.add_argument(
+        "--letters", action="store_true", help="Register mail arriving by post, e-mail or web form with a PDF letter.",
+    )
     args = parser.parse_args(argv)
     if args.writers < 1:
         parser.error(f"--writers must be at least 1, got {args.writers}")
 
     configure_bench_logging()
-    results = run_measurements(args.database_url, args.requests, args.registrations, args.seed, args.writers)
+    results = run_measurements(args.database_url, args.requests, args.registrations, args.seed, args.writers,
+                               args.letters)
     with open(args.output, "w", encoding="utf-8") as output:
         json.dump(results, output, indent=2, default=_json_default, ensure_ascii=False)
     return 0

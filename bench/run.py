@@ -83,6 +83,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--writers", type=int, default=1,
         help="Processes registering at once, as the portal's worker processes do on PostgreSQL (default: 1).",
     )
+    parser.add_argument(
+        "--letters", action="store_true",
+        help="Register the timed mail arriving by post, e-mail or web form with a one-page PDF letter.",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="Random seed of the generated mail (default: 2026).")
     parser.add_argument(
         "--batch-size", type=int, default=5000, help="Mails per bulk-load transaction (default: 5000).",
@@ -235,6 +239,7 @@ def run_measure_process(url: str, args: argparse.Namespace, deadline: float) -> 
         "--registrations", str(args.registrations),
         "--writers", str(args.writers),
         "--seed", str(args.seed + 1),
+        *(["--letters"] if args.letters else []),
     ]
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
@@ -321,7 +326,8 @@ def format_report(results: dict[str, Any]) -> str:
         lines.append(f"Statistics counters: {counters}")
         lines.append(
             f"Registrations through register_mail by {_writers(registrations)}: "
-            f"{registrations['registrations']} in {registrations['seconds']} s = "
+            f"{registrations['registrations']} ({registrations.get('letters', 0)} with a PDF letter) "
+            f"in {registrations['seconds']} s = "
             f"{registrations['per_second']}/s (latency p50 {registrations['latency']['p50_ms']} ms, "
             f"p95 {registrations['latency']['p95_ms']} ms, {registrations['per_cpu_second']}/s of CPU time)"
         )
