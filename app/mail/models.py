@@ -166,13 +166,16 @@ class RegistrationSubmission(Model):
 
     A form sent twice, by a double click or a page sent again, carries the same
     token: the second registration fails on this primary key and the agent is
-    shown the mail of the first.
+    shown the mail of the first. The digest of the values sent distinguishes a
+    page sent again from a page reused for other values after going back to it.
     """
 
     __tablename__ = "registration_submission"
 
     token: Mapped[str] = mapped_column(String(32), primary_key=True)
     mail_id: Mapped[int] = mapped_column(ForeignKey("mail.id", ondelete="CASCADE"), nullable=False)
+    # SHA-256 of the values typed in the form, in hexadecimal (see app/mail/operations.py).
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 

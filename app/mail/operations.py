@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -98,6 +100,8 @@ class Registration:
     locale: str = "fr"
     # The one-time token of the form that sent this registration, if any (see RegistrationSubmission).
     submission_token: str | None = None
+    # The digest of the values sent with that token: set by register_mail().
+    submission_digest: str | None = None
     # Errors the caller found reading the input, such as a date it could not parse, by field name.
     # check_registration() reports them with its own, so that the agent sees every error at once.
     input_errors: dict[str, list[str]] = field(default_factory=dict)
@@ -243,8 +247,10 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     # The moment of registration, in the past for demo mail registered at its arrival date.
     moment = now.astimezone(UTC) if now is not None else utcnow()
     description = f"register {registration.mail_type}"
-    # A form sent again after its first sending committed registers nothing more.
-    _check_not_registered(actor, registration.submission_token)
+    if registration.submission_token:
+        registration = dataclasses.replace(registration, submission_digest=_submission_digest(registration))
+        # A form sent again after its first sending committed registers nothing more.
+        _check_not_registered(actor, registration)
     registration = _within_file_limit(registration)
     if registration.uploads:
         # The files are checked in the store's temporary folder and stored only when the whole
@@ -273,7 +279,7 @@ def register_mail(actor: UserContext, registration: Registration, now: datetime 
     except IntegrityError:
         # Two sendings of one form at once: the second fails on the form's token when the first commits.
         db.session.rollback()
-        _check_not_registered(actor, registration.submission_token)
+        _check_not_registered(actor, registration)
         raise
     log.info("mail %s registered by %s", chrono, actor.display_name)
     return mail
@@ -287,18 +293,49 @@ class AlreadyRegistered(Exception):
         self.mail = mail
 
 
-def _check_not_registered(actor: UserContext, token: str | None) -> None:
-    """Raise AlreadyRegistered if the form of one-time ``token`` has registered a mail."""
+class SubmissionReused(Exception):
+    """Error raised when a registration form's token comes back with other values, or from another user.
+
+    ``mail`` is the mail that the form registered, None when another user registered it.
+    """
+
+    def __init__(self, mail: Mail | None):
+        super().__init__(f"registration form already used for {mail.chrono if mail else 'another user'}")
+        self.mail = mail
+
+
+def _submission_digest(registration: Registration) -> str:
+    """Return the SHA-256 of the values an agent typed for ``registration``, files by name."""
+    typed = dataclasses.asdict(dataclasses.replace(registration, uploads=[], submission_digest=None))
+    typed["uploads"] = [upload.filename for upload in registration.uploads]
+    return hashlib.sha256(json.dumps(typed, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_not_registered(actor: UserContext, registration: Registration) -> None:
+    """Raise AlreadyRegistered or SubmissionReused when the form's one-time token has registered a mail."""
+    token = registration.submission_token
     if not token:
         return
-    registered = db.session.execute(
-        select(Mail).join(RegistrationSubmission, RegistrationSubmission.mail_id == Mail.id)
+    found = db.session.execute(
+        select(Mail, RegistrationSubmission.digest)
+        .join(RegistrationSubmission, RegistrationSubmission.mail_id == Mail.id)
         .where(RegistrationSubmission.token == token)
-    ).scalar_one_or_none()
-    if registered is not None:
-        log.info("registration form %s sent again by %s: its first sending registered mail %s",
+    ).first()
+    if found is None:
+        return
+    registered, digest = found
+    if registered.created_by_id != actor.user_id:
+        # Another user's token: its mail may be one this user may not see.
+        log.warning("registration form %s of user %s sent by %s: rejected", token, registered.created_by_id,
+                    actor.display_name)
+        raise SubmissionReused(None)
+    if digest != registration.submission_digest:
+        log.info("registration form %s sent again by %s with other values: mail %s was registered from it",
                  token, actor.display_name, registered.chrono)
-        raise AlreadyRegistered(registered)
+        raise SubmissionReused(registered)
+    log.info("registration form %s sent again by %s: its first sending registered mail %s",
+             token, actor.display_name, registered.chrono)
+    raise AlreadyRegistered(registered)
 
 
 def _within_file_limit(registration: Registration) -> Registration:
@@ -405,9 +442,10 @@ def _insert_mail(
         if link is not None:
             batch.add(MailCorrespondent.__table__, [{"mail_id": mail.id, **link}])
         if registration.submission_token:
-            batch.add(RegistrationSubmission.__table__, [
-                {"token": registration.submission_token, "mail_id": mail.id, "created_at": moment}
-            ])
+            batch.add(RegistrationSubmission.__table__, [{
+                "token": registration.submission_token, "mail_id": mail.id,
+                "digest": registration.submission_digest, "created_at": moment,
+            }])
         if reserved is not None:
             # Ascending ids given in upload order keep the letter the mail's first attachment.
             batch.add(Attachment.__table__, [

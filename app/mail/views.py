@@ -37,7 +37,7 @@ from app.mail.forms import (
     custom_field_names,
 )
 from app.mail.models import Mail
-from app.mail.operations import AlreadyRegistered, Registration, register_mail
+from app.mail.operations import AlreadyRegistered, Registration, SubmissionReused, register_mail
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
 from app.organisation.models import Department, UserDepartment
@@ -293,6 +293,16 @@ class MailView(BaseView):
                 flash(_("This form had already been sent: the mail is registered once, under number %(chrono)s.",
                         chrono=already.mail.chrono), "info")
                 return redirect(url_for("MailView.detail", mail_id=already.mail.id))
+            except SubmissionReused as reused:
+                # A page kept by the browser, sent with other values: they are shown again under a new token.
+                form.submission_token.data = uuid.uuid4().hex
+                if reused.mail is not None:
+                    flash(_("This page had already registered mail %(chrono)s and its values have changed since: "
+                            "nothing was registered. Check the values below and register them.",
+                            chrono=reused.mail.chrono), "warning")
+                else:
+                    flash(_("This form cannot be sent again: nothing was registered. Check the values below and "
+                            "register them."), "warning")
             except DuplicateCorrespondent as duplicate:
                 candidates = duplicate.candidates
                 _show_errors(form, duplicate)

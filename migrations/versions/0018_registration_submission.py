@@ -17,6 +17,7 @@ def upgrade():
         "registration_submission",
         sa.Column("token", sa.String(32), primary_key=True),
         sa.Column("mail_id", sa.Integer(), sa.ForeignKey("mail.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 

@@ -21,7 +21,7 @@ from app.correspondents.operations import CorrespondentInput, DuplicateCorrespon
 from app.demo.letters import render_letter_pdf
 from app.extensions import db
 from app.mail.models import ChronoCounter, HistoryEntry, Mail
-from app.mail.operations import Registration, _add_new_mail, register_mail, today_in_paris
+from app.mail.operations import Registration, SubmissionReused, _add_new_mail, register_mail, today_in_paris
 from app.search.models import OutboxEvent
 from tests.conftest import csrf_token, user_context
 
@@ -849,3 +849,39 @@ def test_outgoing_form_speaks_of_sending(client_as):
     assert "Courrier postal (numérisé)" not in outgoing
     assert """<label class="control-label" for="arrival_date">Date d'arrivée<""" in incoming
     assert "Courrier postal (numérisé)" in incoming
+
+
+def test_reused_page_with_other_values_registers_nothing(client_as, app):
+    client = client_as("courrier")
+    page = client.get("/mail/register/residence_permit_request").get_data(as_text=True)
+    first = client.post("/mail/register/residence_permit_request", data=_form_data(page))
+    assert first.status_code == 302
+
+    # Back to the form kept by the browser, typed again for another letter.
+    other = _form_data(page, subject="Demande de renouvellement", correspondent_last_name="Lefèvre-Dûpont")
+    response = client.post("/mail/register/residence_permit_request", data=other)
+    html = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert "ses valeurs ont changé depuis : rien n&#39;a été enregistré" in html
+    assert "Demande de renouvellement" in html
+    new_token = re.search(r'name="submission_token" type="hidden" value="([0-9a-f]{32})"', html).group(1)
+    assert new_token != other["submission_token"]
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
+    again = client.post("/mail/register/residence_permit_request", data={**other, "submission_token": new_token})
+    assert again.status_code == 302
+
+
+def test_other_users_token_reveals_nothing(app_context):
+    token = "ab" * 16
+    registration = _residence_request(submission_token=token, confidential=True,
+                                      assignee_id=user_context("sejour").user_id)
+    register_mail(user_context("courrier"), registration)
+    other = _residence_request(submission_token=token, subject="Autre demande")
+
+    with pytest.raises(SubmissionReused) as reused:
+        register_mail(user_context("chef.sejour"), other)
+
+    assert reused.value.mail is None
+    assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
