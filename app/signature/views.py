@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.configuration.operations import current_configuration
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.parsing import parse_row_id
 from app.documents.models import Document
 from app.documents.operations import DocumentError, PdfUnavailable, ensure_pdf, latest_version
 from app.extensions import db
@@ -51,7 +52,7 @@ MANUAL_STEP_ROWS = 4
 
 def _optional_int(text: str | None) -> int | None:
     text = (text or "").strip()
-    # str.isdigit() also accepts "²", which int() rejects.
+    # str.isdigit() also accepts "²", which int() rejects. A round or a step number may be 0.
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
@@ -67,7 +68,7 @@ def decision_from(values: MultiDict) -> Decision:
 def manual_steps_from(values: MultiDict) -> list[StepInput]:
     steps = []
     for row in range(1, MANUAL_STEP_ROWS + 1):
-        user_ids = [int(item) for item in values.getlist(f"step_{row}_users") if str(item).isdigit()]
+        user_ids = [user_id for item in values.getlist(f"step_{row}_users") if (user_id := parse_row_id(item)) is not None]
         if user_ids:
             steps.append(StepInput(values.get(f"step_{row}_kind") or "", user_ids))
     return steps

@@ -18,7 +18,7 @@ from sqlalchemy import Date, case, cast, false, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.errors import PermissionDenied, ValidationFailed
-from app.core.parsing import ParseError, parse_date
+from app.core.parsing import ParseError, parse_date, parse_row_id
 from app.extensions import db
 from app.mail.models import CATEGORIES, CHANNELS, Mail
 from app.mail.operations import PARIS
@@ -116,7 +116,7 @@ def parse_filter(arguments: dict[str, str], user: UserContext, mail_types: set[s
     if channel and channel not in CHANNELS:
         errors["channel"] = str(_l("Unknown channel."))
     assignee = arguments.get("assignee") or None
-    if assignee and assignee != "none" and not assignee.isdigit():
+    if assignee and assignee != "none" and parse_row_id(assignee) is None:
         errors["assignee"] = str(_l("Unknown agent."))
     age_band = arguments.get("age_band") or None
     if age_band and age_band not in {band.id for band in AGE_BANDS}:
@@ -134,10 +134,10 @@ def parse_filter(arguments: dict[str, str], user: UserContext, mail_types: set[s
 def _parse_department(typed: str | None, user: UserContext, errors: dict[str, str]) -> int | None:
     if not typed:
         return None
-    if not typed.isdigit() or db.session.get(Department, int(typed)) is None:
+    department_id = parse_row_id(typed)
+    if department_id is None or db.session.get(Department, department_id) is None:
         errors["department"] = str(_l("Unknown department."))
         return None
-    department_id = int(typed)
     if not user.can("read_all") and department_id not in user.scope_department_ids:
         raise PermissionDenied(_l("You may only see the statistics of your own departments."))
     return department_id

@@ -839,3 +839,14 @@ def test_chart_bar_titles_punctuated_as_the_language(app_context, language, titl
     with app_context.test_request_context(), force_locale(language):
         svg = str(horizontal_bars("chart-x", "Titre", "Description", [Bar("Courrier", 3, "/statistics/mail")]))
     assert title in svg
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    ("department=²", "Service inconnu."), ("department=99999999999", "Service inconnu."),
+    ("assignee=²", "Agent inconnu."), ("assignee=99999999999", "Agent inconnu."),
+])
+def test_odd_filter_ids_are_unknown(client_as, argument, message):
+    response = client_as("chef.sejour").get(f"/statistics/?{argument}")
+
+    assert response.status_code in (200, 400)
+    assert message in response.get_data(as_text=True)
