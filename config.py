@@ -9,6 +9,7 @@ selected class is validated by :func:`validate` when the application starts.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ SCHEDULER_MODES = ("in-process", "external", "off")
 MAIL_BACKENDS = ("folder", "smtp")
 SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
 SEARCH_BACKENDS = ("embedded", "opensearch", "elasticsearch")
+
+
+def _listening_url(bind: str) -> str:
+    """Return the URL of gunicorn's ``bind`` address, with this machine's name for an address of every interface."""
+    if bind.startswith(("unix:", "fd://")):
+        # A socket behind a reverse proxy: the proxy's address is unknown here.
+        return "http://127.0.0.1:5000"
+    host, _, port = bind.rpartition(":")
+    if not host or bind.endswith("]"):
+        # No port: gunicorn listens on 8000.
+        host, port = bind, "8000"
+    if host in ("0.0.0.0", "[::]"):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
 
 
 def _env(name: str, default: Any) -> Any:
@@ -118,7 +133,7 @@ class BaseConfig:
     SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
     SMTP_TIMEOUT_SECONDS = _env("SMTP_TIMEOUT_SECONDS", 30)
     # Address of the portal as users reach it, for the links in e-mail: by default the address gunicorn listens on.
-    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", f"http://{os.environ.get('ESTAFETTE_BIND') or '127.0.0.1:5000'}")
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", _listening_url(os.environ.get("ESTAFETTE_BIND") or "127.0.0.1:5000"))
 
     # Search: "embedded" (full-text search inside the database), "opensearch" or
     # "elasticsearch" (SEARCH_URL, e.g. http://127.0.0.1:9200, index SEARCH_INDEX).

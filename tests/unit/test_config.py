@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_file_limit_below_one_refused():
 @pytest.mark.parametrize(("environment", "expected"), [
     ({"ESTAFETTE_BIND": "127.0.0.1:8131"}, "http://127.0.0.1:8131"),
     ({}, "http://127.0.0.1:5000"),
+    ({"ESTAFETTE_BIND": "0.0.0.0:8000"}, f"http://{socket.gethostname()}:8000"),
+    ({"ESTAFETTE_BIND": "unix:/run/estafette.sock"}, "http://127.0.0.1:5000"),
     ({"ESTAFETTE_BIND": "0.0.0.0:8000", "ESTAFETTE_PUBLIC_BASE_URL": "https://courrier.pref.example"},
      "https://courrier.pref.example"),
 ])
