@@ -60,16 +60,17 @@ def _cache_batch_statements() -> None:
     psycopg converts each statement's ``%(name)s`` placeholders to ``$n`` with
     a regular expression, and caches the result only for statements of at most
     4,096 bytes and 50 parameters (``psycopg._queries``, psycopg 3.3.9). A
-    registration's batch statement has 3 to 7 KB and 60 to 140 parameters, so
-    it was converted again at every registration: about 5 % of the client's CPU
-    per registration, two writers at 1M mails. NOTE: these names are psycopg's
-    internals; after an upgrade, tests/integration/test_insert_batch.py checks
-    that they still exist.
+    registration's batch statement has 3 to 7 KB and 60 to 140 parameters,
+    and about 430 bytes and 10 parameters more per file (at most 20 files by
+    default), so it was converted again at every registration: about 5 % of
+    the client's CPU per registration, two writers at 1M mails. The cache
+    keeps 128 statements. NOTE: these names are psycopg's internals; after an
+    upgrade, tests/integration/test_insert_batch.py checks that they still exist.
     """
     import psycopg._queries
 
-    psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, 16384)
-    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, 256)
+    psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, 32768)
+    psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, 512)
 
 
 def is_sqlite() -> bool:

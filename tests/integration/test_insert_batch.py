@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import current_app
 from sqlalchemy import event, func, select, text
 
 from app.attachments.models import Attachment
@@ -173,11 +174,15 @@ def test_batch_statement_psycopg_caches(app_context):
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        _register_assigned()
+        _register_assigned(_letter_and_annex())
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
 
     [(statement, parameter_count)] = batches
+    # Each file beyond these two adds about 430 bytes and 10 parameters, up to the limit of files per mail.
+    more_files = int(current_app.config["MAX_ATTACHMENTS_PER_MAIL"]) - 2
+    statement += " " * 450 * more_files
+    parameter_count += 10 * more_files
     # psycopg converts a longer statement's placeholders again at each execution.
     assert len(statement.encode()) <= psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
     assert parameter_count <= psycopg._queries.MAX_CACHED_STATEMENT_PARAMS
