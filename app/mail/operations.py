@@ -120,7 +120,7 @@ def _error(errors: dict[str, list[str]], key: str, message: Any) -> None:
     errors.setdefault(key, []).append(str(message))
 
 
-def _check_common(registration: Registration, errors: dict[str, list[str]], today: date) -> date:
+def _check_common(registration: Registration, errors: dict[str, list[str]], today: date, category: str) -> date:
     subject = registration.subject.strip()
     if not subject:
         _error(errors, "subject", _l("The subject is required."))
@@ -132,12 +132,17 @@ def _check_common(registration: Registration, errors: dict[str, list[str]], toda
         _error(errors, "priority", _l("Choose one of the proposed values."))
 
     arrival = registration.arrival_date or today
+    # The same column holds the sending date of outgoing mail.
+    outgoing = category == "outgoing"
     if arrival > today:
-        _error(errors, "arrival_date", _l("The arrival date cannot be in the future."))
+        _error(errors, "arrival_date", _l("The sending date cannot be in the future.") if outgoing
+               else _l("The arrival date cannot be in the future."))
     elif (today - arrival).days > MAX_ARRIVAL_AGE_DAYS:
-        _error(errors, "arrival_date", _l("The arrival date is more than three years ago: check the year."))
+        _error(errors, "arrival_date", _l("The sending date is more than three years ago: check the year.") if outgoing
+               else _l("The arrival date is more than three years ago: check the year."))
     if registration.letter_date and registration.letter_date > arrival:
-        _error(errors, "letter_date", _l("The date of the letter cannot be after its arrival date."))
+        _error(errors, "letter_date", _l("The date of the letter cannot be after its sending date.") if outgoing
+               else _l("The date of the letter cannot be after its arrival date."))
     return arrival
 
 
@@ -217,7 +222,7 @@ def check_registration(
         raise PermissionDenied(_l("You may not register mail of type %(type)s.", type=spec.labels.get(registration.locale)))
 
     errors = {key: list(messages) for key, messages in registration.input_errors.items()}
-    arrival = _check_common(registration, errors, today)
+    arrival = _check_common(registration, errors, today, spec.category)
     department = _check_department(registration, spec, errors, plan.department_row if plan else None)
     routed_member = plan.routed_assignee_id if plan and department is plan.department_row else None
     _check_assignee(registration, department, errors, routed_member)

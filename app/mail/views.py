@@ -31,6 +31,7 @@ from app.mail.baskets import BasketPage, RegisterFilter, basket_column_labels, b
 from app.mail.fields import date_error_message, display_value
 from app.mail.forms import (
     CHANNEL_CHOICES,
+    OUTGOING_CHANNEL_CHOICES,
     PRIORITY_CHOICES,
     RegistrationFormBase,
     build_registration_form,
@@ -351,7 +352,10 @@ class MailView(BaseView):
         return self.render_template(
             "mail/detail.html", mail=mail, spec=spec, locale=locale, custom=custom,
             status_label=status.labels.get(locale) if status else mail.status,
-            channel_labels={key: str(label) for key, label in CHANNEL_CHOICES},
+            channel_labels={
+                key: str(label)
+                for key, label in (OUTGOING_CHANNEL_CHOICES if mail.category == "outgoing" else CHANNEL_CHOICES)
+            },
             priority_labels={key: str(label) for key, label in PRIORITY_CHOICES},
             configuration_actions=configuration.actions,
             status_labels={key: item.labels.get(locale) for key, item in configuration.statuses.items()},

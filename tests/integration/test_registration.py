@@ -885,3 +885,25 @@ def test_other_users_token_reveals_nothing(app_context):
 
     assert reused.value.mail is None
     assert db.session.execute(select(func.count()).select_from(Mail)).scalar_one() == 1
+
+
+def test_outgoing_future_date_is_a_sending_date(app_context):
+    reply = Registration(mail_type="outgoing_reply", subject="Réponse à votre demande", handling_department="DMI-SSE-BPT",
+                         arrival_date=today_in_paris() + timedelta(days=3), correspondent=CorrespondentInput(last_name="Martin"))
+
+    with pytest.raises(ValidationFailed) as failure:
+        register_mail(user_context("sejour"), reply)
+
+    assert failure.value.field_errors["arrival_date"] == ["La date d'envoi ne peut pas être postérieure à la date du jour."]
+
+
+def test_outgoing_post_shown_unscanned(client_as, app):
+    with app.app_context():
+        reply = register_mail(user_context("sejour"), Registration(
+            mail_type="outgoing_reply", subject="Réponse à votre demande", handling_department="DMI-SSE-BPT",
+            channel="post", correspondent=CorrespondentInput(last_name="Martin"),
+        )).id
+
+    html = client_as("sejour").get(f"/mail/{reply}").get_data(as_text=True)
+
+    assert '<tr data-field="channel"><th>Canal</th><td>Courrier postal</td></tr>' in html
