@@ -35,6 +35,7 @@ from app.attachments.tasks import sweep_content_store
 from app.core.db import run_in_write_transaction
 from app.core.types import utcnow
 from app.extensions import db
+from app.mail.tasks import forget_registration_submissions
 from app.notifications.models import EmailMessage
 from app.notifications.tasks import deliver_email, queue_digests
 from app.reminders.models import Reminder
@@ -99,6 +100,8 @@ JOBS: tuple[JobDefinition, ...] = (
     JobDefinition("index_search_outbox", index_pending_changes, _every_pass, _pass_tolerance),
     JobDefinition("recognise_attachments", recognise_scanned_attachments, _every_pass, _pass_tolerance),
     JobDefinition("sweep_content_store", sweep_content_store, _daily_at("STORAGE_SWEEP_HOUR"), _pass_tolerance),
+    JobDefinition("forget_registration_submissions", forget_registration_submissions,
+                  _daily_at("STORAGE_SWEEP_HOUR"), _pass_tolerance),
 )
 
 

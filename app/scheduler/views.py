@@ -19,6 +19,7 @@ JOB_LABELS = {
     "index_search_outbox": _l("Search index"),
     "recognise_attachments": _l("Text recognition of scanned letters"),
     "sweep_content_store": _l("Deletion of files no mail uses"),
+    "forget_registration_submissions": _l("Deletion of the day-old tokens of registration forms"),
 }
 MODE_LABELS = {
     "in-process": _l("in the portal's processes"),

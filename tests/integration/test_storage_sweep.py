@@ -1,16 +1,17 @@
-"""The nightly sweep of the content store: files no row refers to go, the others stay."""
+"""The nightly sweeps: stored files no row refers to go and the others stay; day-old form tokens go."""
 
 from __future__ import annotations
 
 import io
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import String
 
 from app.attachments.operations import Upload, content_store
 from app.attachments.tasks import BLOB_COLUMNS, CURSOR_FILE
+from app.correspondents.operations import CorrespondentInput
 from app.mail.operations import register_mail
 from app.scheduler.runner import SchedulerRunner
 from tests.conftest import user_context
@@ -89,3 +90,27 @@ def test_sweep_reads_every_file_column(app):
         if column.name.endswith("sha256") and isinstance(column.type, String) and table.name != "search_extracted_text"
     }
     assert declared == found
+
+
+def test_nightly_pass_forgets_day_old_form_tokens(app):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.mail.models import RegistrationSubmission
+
+    with app.app_context():
+        clerk = user_context("courrier")
+        arrived = date(2026, 12, 2)
+        register_mail(clerk, _residence_request(submission_token="0a" * 16, arrival_date=arrived),
+                      now=datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
+        register_mail(clerk, _residence_request(submission_token="0b" * 16, subject="Autre demande", arrival_date=arrived,
+                                                correspondent=CorrespondentInput(last_name="Martin", first_name="Paul")),
+                      now=datetime(2026, 12, 4, 16, 0, tzinfo=UTC))
+
+    runner = SchedulerRunner(app, holder="sweep")
+    runner.run_pass(datetime(2026, 12, 4, 20, 0, tzinfo=UTC))
+    night = runner.run_pass(datetime(2026, 12, 5, 2, 30, tzinfo=UTC))
+
+    assert night.ran["forget_registration_submissions"] == {"deleted": 1}
+    with app.app_context():
+        assert db.session.execute(select(RegistrationSubmission.token)).scalars().all() == ["0b" * 16]
