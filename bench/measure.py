@@ -461,7 +461,7 @@ def measure_registrations(
     writer sharing it is ready. With ``keep_samples``, the result also holds
     every call's duration in seconds. With ``letters``, mail arriving by post,
     e-mail or web form comes with a one-page PDF letter, as ``flask demo load``
-    registers it; the letters are rendered before the timed loop.
+    registers it. The letters are rendered before the timed loop.
     """
     from flask_appbuilder.security.sqla.models import User
 

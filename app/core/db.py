@@ -60,11 +60,11 @@ def _cache_batch_statements() -> None:
     psycopg converts each statement's ``%(name)s`` placeholders to ``$n`` with
     a regular expression, and caches the result only for statements of at most
     4,096 bytes and 50 parameters (``psycopg._queries``, psycopg 3.3.9). A
-    registration's batch statement has 3 to 7 KB and 60 to 140 parameters,
-    and about 430 bytes and 10 parameters more per file (at most 20 files by
-    default), so it was converted again at every registration: about 5 % of
-    the client's CPU per registration, two writers at 1M mails. The cache
-    keeps 128 statements. NOTE: these names are psycopg's internals; after an
+    registration's batch statement has 3 to 7 KB and 60 to 140 parameters.
+    Each file adds about 430 bytes and 10 parameters, up to 20 files by
+    default. So the statement was converted again at every registration,
+    which took about 5 % of the client's CPU (two writers at 1M mails). The
+    cache keeps 128 statements. NOTE: these names are psycopg's internals; after an
     upgrade, tests/integration/test_insert_batch.py checks that they still exist.
     """
     import psycopg._queries
