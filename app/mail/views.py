@@ -370,7 +370,7 @@ class MailView(BaseView):
         page = requested_page()
         size = int(self._page_size())
         # A delegate opens the baskets of the absent agent they stand in for with ?for=<user id>.
-        absent_user_id = request.args.get("for", type=int)
+        absent_user_id = parse_row_id(request.args.get("for"))
         acting_for = delegator_context(user, absent_user_id) if absent_user_id else None
         result = basket_page(acting_for or user, configuration, basket_id, page, size)
         locale = locale_code()

@@ -144,3 +144,10 @@ def test_page_argument_out_of_range(client_as, path, page):
     response = client_as("chef.sejour").get(f"{path}{separator}page={page}")
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("absent_user", ["99999999999999999999999", "²"])
+def test_delegate_argument_out_of_range(client_as, absent_user):
+    response = client_as("chef.sejour").get(f"/mail/basket/to_process?for={absent_user}")
+
+    assert response.status_code == 200
