@@ -132,7 +132,7 @@ def _check_common(registration: Registration, errors: dict[str, list[str]], toda
         _error(errors, "priority", _l("Choose one of the proposed values."))
 
     arrival = registration.arrival_date or today
-    # The same column holds the sending date of outgoing mail.
+    # The arrival_date column also stores the sending date of outgoing mail.
     outgoing = category == "outgoing"
     if arrival > today:
         _error(errors, "arrival_date", _l("The sending date cannot be in the future.") if outgoing
