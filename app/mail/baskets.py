@@ -17,8 +17,6 @@ from typing import Any
 
 from flask import g, has_request_context
 from sqlalchemy import Select, and_, any_, false, func, or_, select, true, union_all
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement, True_
 
 from app.configuration.loader import Configuration
@@ -49,6 +47,10 @@ class BasketPage:
     # The date each listed mail's opinion asked of the user or their departments is due, for the
     # column "opinion_due"; the earliest when several are asked.
     opinion_due: dict[int, date] = field(default_factory=dict)
+    # "First Last" of the listed mails' assignees by user id, for the column "assignee".
+    assignee_names: dict[int, str] = field(default_factory=dict)
+    # Codes of the listed mails' handling departments by id, for the column "department".
+    department_codes: dict[int, str] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -362,11 +364,11 @@ def basket_page(
     # A page past the count would be empty: an empty basket costs one statement instead of two.
     if (page - 1) * page_size < total:
         items = list(db.session.execute(statements.page(page, page_size, total)).scalars())
-    if "assignee" in basket.columns:
-        _load_assignees(items)
     unread = unread_mail_ids(user, [mail.id for mail in items]) if basket.unread_marks else set()
     opinion_due = _opinion_due_dates(user, [mail.id for mail in items]) if "opinion_due" in basket.columns else {}
-    return BasketPage(basket, items, total, page, page_size, unread, opinion_due)
+    assignee_names = _assignee_names(items) if "assignee" in basket.columns else {}
+    department_codes = _department_codes(items) if "department" in basket.columns else {}
+    return BasketPage(basket, items, total, page, page_size, unread, opinion_due, assignee_names, department_codes)
 
 
 def _opinion_due_dates(user: UserContext, mail_ids: list[int]) -> dict[int, date]:
@@ -382,24 +384,28 @@ def _opinion_due_dates(user: UserContext, mail_ids: list[int]) -> dict[int, date
     return {mail_id: due for mail_id, due in rows}
 
 
-def _load_assignees(items: list[Mail]) -> None:
-    """Read the assignees of ``items`` missing from the session's identity map, in one statement.
+def _assignee_names(items: list[Mail]) -> dict[int, str]:
+    """Return "First Last" of the assignees of ``items`` by user id, read in one statement.
 
-    Otherwise the page reads each one as its row shows ``mail.assignee``.
+    Reading ``mail.assignee`` row by row would load each user apart and cost
+    an ORM lazy load per row even for the users already in the session.
     """
     from flask_appbuilder.security.sqla.models import User
 
-    missing = {
-        mail.assignee_id for mail in items
-        if mail.assignee_id is not None and identity_key(User, mail.assignee_id) not in db.session.identity_map
-    }
-    if not missing:
-        return
-    users = {user.id: user for user in db.session.execute(select(User).where(User.id.in_(sorted(missing)))).scalars()}
-    for mail in items:
-        if mail.assignee_id in users:
-            # The identity map references objects weakly, so the mail must keep the user read here.
-            set_committed_value(mail, "assignee", users[mail.assignee_id])
+    user_ids = sorted({mail.assignee_id for mail in items if mail.assignee_id is not None})
+    if not user_ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.first_name, User.last_name).where(User.id.in_(user_ids)))
+    return {user_id: f"{first_name} {last_name}" for user_id, first_name, last_name in rows}
+
+
+def _department_codes(items: list[Mail]) -> dict[int, str]:
+    """Return the codes of the handling departments of ``items`` by id, read in one statement."""
+    department_ids = sorted({mail.handling_department_id for mail in items})
+    if not department_ids:
+        return {}
+    rows = db.session.execute(select(Department.id, Department.code).where(Department.id.in_(department_ids)))
+    return {department_id: code for department_id, code in rows}
 
 
 class _BasketStatements:

@@ -93,7 +93,6 @@ def basket_rows(result: BasketPage, configuration: Configuration, locale: str, t
     for mail in result.items:
         status = configuration.statuses.get(mail.status)
         spec = configuration.mail_types.get(mail.mail_type)
-        assignee = mail.assignee
         rows.append(BasketRow(
             id=mail.id,
             chrono=mail.chrono,
@@ -106,8 +105,8 @@ def basket_rows(result: BasketPage, configuration: Configuration, locale: str, t
             due_date=mail.due_date,
             late=bool(mail.due_date and mail.due_date < today and not (status and status.closed)),
             status_label=status.labels.get(locale) if status else mail.status,
-            assignee_name=f"{assignee.first_name} {assignee.last_name}" if assignee else None,
-            department_code=mail.handling_department.code,
+            assignee_name=result.assignee_names.get(mail.assignee_id) if mail.assignee_id else None,
+            department_code=result.department_codes.get(mail.handling_department_id, ""),
             closed_at=mail.closed_at,
             unread=mail.id in result.unread_ids,
             opinion_due=(opinion_due := result.opinion_due.get(mail.id)),

@@ -110,12 +110,6 @@ def _names_of_permission_views(ids: list[int]) -> list[tuple[str, str]]:
     return [names[permission_view_id] for permission_view_id in ids if permission_view_id in names]
 
 
-def _granted(user_id: int) -> list[tuple[str, str]]:
-    """Return every (view menu, permission) pair granted to the user's roles, direct or through a group."""
-    ids = list(db.session.execute(_granted_ids_statement(), {"user_id": user_id}).scalars())
-    return _names_of_permission_views(ids)
-
-
 def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
     """Return the given departments and every department below them."""
     if not department_ids:
@@ -127,10 +121,14 @@ def department_scope(department_ids: frozenset[int]) -> frozenset[int]:
 
 
 @functools.cache
-def _memberships_statement() -> CompoundSelect:
-    """Build the query of the memberships of user ``:user_id`` with their scope, then of the agents absent on ``:today`` they stand in for.
+def _context_statement() -> CompoundSelect:
+    """Build the query of what the context of user ``:user_id`` needs, one part per kind of row.
 
-    It is built once per process, like _granted_ids_statement().
+    Its parts are the user's memberships with their scope, the absent agents
+    whose delegate the user is on ``:today``, and the permission views granted to
+    the user's roles. It is built once per process, like
+    _granted_ids_statement(), and runs as one statement because the context is
+    built at every request.
     """
     from app.absences.models import Absence
     from app.absences.operations import active_delegators_statement
@@ -138,41 +136,48 @@ def _memberships_statement() -> CompoundSelect:
     user_id = bindparam("user_id", type_=Integer)
     member = aliased(Department)
     below = aliased(Department)
+    null_integer = cast(null(), Integer)
     memberships = (
         select(
             UserDepartment.department_id,
             UserDepartment.is_primary,
             below.id.label("scope_department_id"),
-            cast(null(), Integer).label("delegator_id"),
+            null_integer.label("delegator_id"),
+            null_integer.label("permission_view_id"),
         )
         .join(member, member.id == UserDepartment.department_id)
         .join(below, below.path.startswith(member.path))
         .where(UserDepartment.user_id == user_id)
     )
     delegators = active_delegators_statement(user_id, bindparam("today", type_=Date)).with_only_columns(
-        cast(null(), Integer), cast(null(), Boolean), cast(null(), Integer), Absence.user_id
+        null_integer, cast(null(), Boolean), null_integer, Absence.user_id, null_integer
     )
-    return union_all(memberships, delegators)
+    granted = _granted_ids_statement().with_only_columns(
+        null_integer, cast(null(), Boolean), null_integer, null_integer, assoc_permissionview_role.c.permission_view_id
+    )
+    return union_all(memberships, delegators, granted)
 
 
-def _memberships_with_scope(user_id: int) -> list[Row]:
-    """Return a row per membership of the user and per department in its scope, then a row per absent agent they stand in for.
+def _context_rows(user_id: int) -> list[Row]:
+    """Return a row per membership of the user and per department in its scope, per absent agent whose delegate they are, and per granted permission view.
 
-    Membership rows have ``delegator_id`` None; delegation rows have only
-    ``delegator_id``. It is one statement instead of four (memberships, their
-    paths, the departments under those paths, the delegations), because the
-    context is built at every request.
+    Membership rows have ``delegator_id`` and ``permission_view_id`` None,
+    delegation rows only ``delegator_id``, grant rows only
+    ``permission_view_id``.
     """
     from app.mail.operations import today_in_paris
 
-    return list(db.session.execute(_memberships_statement(), {"user_id": user_id, "today": today_in_paris()}))
+    return list(db.session.execute(_context_statement(), {"user_id": user_id, "today": today_in_paris()}))
 
 
 def build_user_context(user: object) -> UserContext:
     user_id = int(user.id)  # type: ignore[attr-defined]
     permissions: set[str] = set()
     types: set[str] = set()
-    grants = _granted(user_id)
+    rows = _context_rows(user_id)
+    grants = _names_of_permission_views(
+        [row.permission_view_id for row in rows if row.permission_view_id is not None]
+    )
     for view_menu, permission in grants:
         name = permission.removeprefix("can_")
         if view_menu == MAIL_VIEW_MENU:
@@ -180,8 +185,7 @@ def build_user_context(user: object) -> UserContext:
         elif name == "register":
             types.add(view_menu.removeprefix(MAIL_TYPE_VIEW_MENU_PREFIX))
 
-    rows = _memberships_with_scope(user_id)
-    memberships = [row for row in rows if row.delegator_id is None]
+    memberships = [row for row in rows if row.department_id is not None]
     department_ids = frozenset(row.department_id for row in memberships)
     primary = next((row.department_id for row in memberships if row.is_primary), None)
     first = getattr(user, "first_name", "") or ""

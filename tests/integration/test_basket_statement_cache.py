@@ -174,7 +174,7 @@ def test_least_recently_used_dropped(app_context, monkeypatch):
     assert baskets._basket_statements(basket, renewal, configuration) is not least_recently_used
 
 
-def test_assignees_read_with_page(app_context):
+def test_assignee_names_read_with_page(app_context):
     sejour, renewal = user_context("sejour"), user_context("renouvellement")
     first = _register_open_mail("DMI-SSE-BPT", "Demande attribuée à Zoé")
     second = _register_open_mail("DMI-SSE-BPT", "Demande attribuée à Gaël")
@@ -182,21 +182,34 @@ def test_assignees_read_with_page(app_context):
     db.session.execute(update(Mail).where(Mail.id == second).values(assignee_id=renewal.user_id))
     db.session.commit()
     db.session.expunge_all()
+
+    result = baskets.basket_page(user_context("chef.sejour"), current_configuration(), "to_process", 1, 50)
+
+    assert result.assignee_names == {sejour.user_id: sejour.display_name, renewal.user_id: renewal.display_name}
+    # "À traiter" has no department column, so the page reads no department.
+    assert result.department_codes == {}
+
+
+def test_department_codes_read_with_page(app_context):
+    _register_open_mail("DMI-SSE-BPT", "Demande du bureau des titres")
+    _register_open_mail("DMI-SSE-BRT", "Demande du bureau des étrangers")
+    db.session.commit()
+    configuration = current_configuration()
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
-    result = baskets.basket_page(user_context("chef.sejour"), current_configuration(), "to_process", 1, 50)
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        names = {mail.id: mail.assignee.username for mail in result.items if mail.assignee is not None}
+        result = baskets.basket_page(user_context("chef.sejour"), configuration, "my_direction", 1, 50)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
 
-    assert names[first] == "sejour"
-    assert names[second] == "renouvellement"
-    assert statements == []
+    assert "department" in configuration.baskets["my_direction"].columns
+    assert sorted(result.department_codes.values()) == ["DMI-SSE-BPT", "DMI-SSE-BRT"]
+    # One statement reads the codes of the page. The others read the direction's tree.
+    assert len([statement for statement in statements if "department.code" in statement]) == 1
 
 
 def test_basket_count_form_follows_last_count(app_context, monkeypatch):
