@@ -418,19 +418,21 @@ PERSONAL_OPERATIONS = {"mark_read"}
 # --- Running an action ------------------------------------------------------------
 
 
+MAIL_GONE_MESSAGE = _l(
+    "This mail does not exist or you no longer have access to it: it may have just been redirected."
+    " Reload your basket."
+)
+
+
 def _run(actor: UserContext, mail_id: int, action: ActionSpec, data: ActionInput,
          configuration: Configuration, now: datetime, today: date) -> ActionResult:
     mail = db.session.get(Mail, mail_id, populate_existing=True)
-    if mail is None:
-        raise NotFound()
-    changed = data.expected_version is not None and data.expected_version != mail.row_version
-    if seeing_context(actor, mail) is None:
-        # A mail the user loaded may have left their sight through the change that beat them:
-        # they get the conflict message, which tells no more than the page they had open.
-        if changed and data.expected_version is not None and data.expected_version < mail.row_version:
-            raise Conflict()
-        raise NotFound()
-    if changed:
+    # A change made meanwhile may have taken the mail out of the user's sight. The error is still
+    # NotFound, as for a mail that never existed, because a Conflict would tell any agent that the
+    # mail exists and how many times it changed.
+    if mail is None or seeing_context(actor, mail) is None:
+        raise NotFound(MAIL_GONE_MESSAGE) if data.expected_version is not None else NotFound()
+    if data.expected_version is not None and data.expected_version != mail.row_version:
         raise Conflict()
     if mail.status not in action.from_statuses:
         status = configuration.statuses.get(mail.status)

@@ -231,6 +231,16 @@ def test_invisible_mail_is_not_found(app_context):
         _act("subventions", mail_id, "close")
 
 
+def test_stale_version_on_invisible_mail_not_found(app_context):
+    mail_id = _residence()
+    for version in (0, 1, db.session.get(Mail, mail_id).row_version):
+        with pytest.raises(NotFound):
+            _act("subventions", mail_id, "close", expected_version=version)
+    with pytest.raises(NotFound) as missing:
+        _act("subventions", mail_id + 1000, "close", expected_version=1)
+    assert "Reload your basket" in missing.value.message
+
+
 def test_stale_version_refused_untouched(app_context):
     mail_id = _residence()
     version = db.session.get(Mail, mail_id).row_version
@@ -251,6 +261,9 @@ def _redirect_in_thread(app: Any, username: str, mail_id: int, department: str, 
             perform_action(user, mail_id, "redirect", ActionInput(department=department, expected_version=version))
         except Conflict as conflict:
             return f"conflict: {conflict.message}"
+        except NotFound as gone:
+            # The winner's redirect took the mail out of the loser's departments.
+            return f"conflict: {gone.message}"
         finally:
             db.session.remove()
         return "done"
