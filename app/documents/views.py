@@ -25,7 +25,6 @@ from app.documents.acknowledgements import (
 from app.documents.context import senders_of
 from app.documents.conversion import soffice_binary
 from app.documents.fields import MERGE_FIELDS
-from app.documents.models import Document
 from app.documents.operations import (
     DOCX_CONTENT_TYPE,
     PDF_CONTENT_TYPE,
@@ -33,6 +32,7 @@ from app.documents.operations import (
     documents_of,
     download_name,
     generate_reply,
+    load_document,
     load_version,
     upload_version,
     version_docx_bytes,
@@ -117,7 +117,7 @@ class DocumentView(BaseView):
     @login_required
     def send(self, document_id: int) -> Any:
         user = require_user()
-        document = self._document(document_id)
+        document = load_document(user, document_id)
         try:
             sent = send_acknowledgement(user, document_id)
         except EstafetteError as error:
@@ -139,7 +139,7 @@ class DocumentView(BaseView):
     @login_required
     def upload(self, document_id: int) -> Any:
         user = require_user()
-        document = self._document(document_id)
+        document = load_document(user, document_id)
         upload = request.files.get("file")
         try:
             if upload is None or not upload.filename:
@@ -239,15 +239,6 @@ class DocumentView(BaseView):
         if not user.can("administer"):
             raise PermissionDenied(_("Only administrators may manage document templates."))
         return user
-
-    @staticmethod
-    def _document(document_id: int) -> Document:
-        from app.extensions import db
-
-        document = db.session.get(Document, document_id)
-        if document is None:
-            raise NotFound()
-        return document
 
 
 def documents_panel(mail: Mail) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from app.documents.acknowledgements import (
     send_acknowledgement,
 )
 from app.documents.context import senders_of
-from app.documents.models import Document, TemplateFile
+from app.documents.models import Document, DocumentVersion, TemplateFile
 from app.documents.operations import (
     add_version,
     generate_reply,
@@ -249,6 +249,13 @@ def test_other_department_cannot_reach_documents(app, client_as):
     assert refused.status_code == 404
     assert outsider.get(f"/documents/versions/{version_id}/docx").status_code == 404
     assert outsider.get(f"/mail/{mail_id}").status_code == 404
+    with app.app_context():
+        document_id = db.session.get(DocumentVersion, version_id).document_id
+    # A new version posted without its file: the check of the file must not reveal the mail's page.
+    for path in (f"/documents/{document_id}/versions", f"/documents/{document_id}/send"):
+        posted = outsider.post(path, data={"csrf_token": token})
+        assert posted.status_code == 404, path
+        assert f"/mail/{mail_id}" not in posted.headers.get("Location", ""), path
     response = owner.get(f"/documents/versions/{version_id}/docx")
     assert response.status_code == 200
     assert response.data.startswith(b"PK")
