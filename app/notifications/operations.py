@@ -86,16 +86,19 @@ def display_name(user: Any) -> str:
 
 def facts_for(
     notification: Notification, language: str, configuration: Configuration | None = None,
-    actor_name: str | None = None,
+    actor_name: str | None = None, viewer: UserContext | None = None,
 ) -> NotificationFacts:
     """Gather what the texts of ``notification`` mention, in ``language``, from ``configuration`` or the current one.
 
     ``actor_name`` spares reading the actor's user row when the caller has the name.
+    With ``viewer``, a mail the viewer may no longer see is named by neither its number, its
+    subject nor its current due date: only the kind of event and its author remain.
     """
-    return _facts(
-        notification.event, notification.mail, notification.mail_id, notification.params, language,
-        configuration, actor_name if actor_name is not None else display_name(notification.actor),
-    )
+    mail = notification.mail
+    actor = actor_name if actor_name is not None else display_name(notification.actor)
+    if mail is not None and viewer is not None and not can_see(viewer, mail):
+        return NotificationFacts(event=notification.event, actor_name=actor, params={}, hidden=True)
+    return _facts(notification.event, mail, notification.mail_id, notification.params, language, configuration, actor)
 
 
 def _facts(
@@ -497,7 +500,8 @@ def _digest_for(user_id: int, now: datetime) -> bool:
         return False
 
     language = preferences_of([user_id])[user_id].language
-    items = [facts_for(row, language) for row in pending]
+    viewer = build_user_context(user)
+    items = [facts_for(row, language, viewer=viewer) for row in pending]
     rendered = render_digest(language, items, display_name(user), now.astimezone(PARIS).date())
     _queue_email(user, language, rendered, now)
     return True

@@ -36,6 +36,8 @@ class NotificationFacts:
     actor_name: str = ""
     link: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    # The recipient may no longer see the mail: the texts then name neither its number nor its subject.
+    hidden: bool = False
 
 
 @dataclass(frozen=True)

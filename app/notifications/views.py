@@ -43,7 +43,10 @@ class NotificationView(BaseView):
         size = int(current_app.config["BASKET_PAGE_SIZE"])
         rows, total = notifications_page(user.user_id, page, size)
         language = _language()
-        items = [(row, sentence(language, facts_for(row, language))) for row in rows]
+        items = []
+        for row in rows:
+            facts = facts_for(row, language, viewer=user)
+            items.append((row, sentence(language, facts), facts.hidden))
         return self.render_template(
             "notifications/list.html", items=items, total=total, page=page, pages=max(1, -(-total // size)),
         )

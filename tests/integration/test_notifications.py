@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.mail.models import Mail
+from app.mail.visibility import can_see
 from app.notifications.mail import FolderBackend, SmtpBackend, deliver_pending
 from app.notifications.models import EmailMessage, Notification
 from app.notifications.operations import (
@@ -275,7 +276,50 @@ def test_daily_digest_lists_notifications_once(app_context, smtp_server):
     assert {row.email_state for row in notifications_for("sejour")} == {"digested"}
 
 
+def _move_out_of_sight(mail: Mail, username: str) -> None:
+    """Hand ``mail`` to another directorate, as a redirect would, so that ``username`` may no longer see it."""
+    from app.organisation.models import Department
+
+    other = db.session.execute(select(Department.id).where(Department.code == "DCPPAT")).scalar_one()
+    db.session.execute(update(Mail).where(Mail.id == mail.id).values(
+        handling_department_id=other, assignee_id=None, due_date=date(2027, 1, 15), subject="Sujet changé depuis",
+    ))
+    db.session.commit()
+    db.session.expire_all()
+    assert not can_see(user_context(username), db.session.get(Mail, mail.id))
+
+
+def test_digest_hides_mail_out_of_sight(app_context, smtp_server):
+    save_preferences(user_context("sejour"), "fr", "digest", [])
+    mail = register(subject="Demande réorientée")
+    _move_out_of_sight(mail, "sejour")
+
+    send_digests()
+    deliver_pending(backend=smtp_backend(smtp_server))
+
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "ne vous est plus accessible" in body
+    assert mail.chrono not in body
+    assert "réorientée" not in body
+    assert "Sujet changé" not in body
+    assert f"/mail/{mail.id}" not in body
+
+
 # --- Pages ------------------------------------------------------------------------------------
+
+
+def test_list_hides_mail_out_of_sight(app_context, client_as):
+    mail = register(subject="Demande réorientée")
+    chrono = mail.chrono
+    _move_out_of_sight(mail, "sejour")
+
+    page = client_as("sejour").get("/notifications/").get_data(as_text=True)
+
+    assert "ne vous est plus accessible" in page
+    assert chrono not in page
+    assert "Sujet changé" not in page
+    assert "15 janvier 2027" not in page
+    assert f"/mail/{mail.id}" not in page
 
 
 def test_bell_shows_unread_count(app_context, client_as):
