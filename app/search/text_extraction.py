@@ -1,8 +1,10 @@
 """Text of attachments for the search index: PDF text layer, .docx, .odt, e-mail, OCR.
 
-Extraction runs in the indexer, never at registration. Scanned PDFs and
-images need OCR (Tesseract), which is slow, so :func:`extract_text` only
-reports them (``needs_ocr``) and :func:`ocr_text` is called later by the
+Extraction runs in the indexer, after the registration's commit: in the
+web worker when it indexes a form's changes before its response, so a .docx or
+.odt is checked for its unpacked size first (app/core/archives.py). Scanned
+PDFs and images need OCR (Tesseract), which is slow, so :func:`extract_text`
+only reports them (``needs_ocr``) and :func:`ocr_text` is called later by the
 indexer's OCR pass.
 """
 
@@ -24,6 +26,8 @@ from email.message import Message
 from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
+
+from app.core.archives import check_archive_sizes
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,8 @@ def _pdf(data: bytes) -> Extraction:
 def _docx(data: bytes) -> str:
     import docx
 
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        check_archive_sizes(archive)
     document = docx.Document(io.BytesIO(data))
     parts = [paragraph.text for paragraph in document.paragraphs]
     for table in document.tables:
@@ -123,6 +129,7 @@ _ODT_TEXT_TAGS = {"p", "h", "span", "list-item"}
 
 def _odt(data: bytes) -> str:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        check_archive_sizes(archive)
         root = ElementTree.fromstring(archive.read("content.xml"))
     paragraphs = []
     for element in root.iter():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import zipfile
 from datetime import date
 from typing import Any
 
@@ -230,6 +231,25 @@ def test_reply_versions_and_history(app_context, restore_templates):
     with pytest.raises(ValidationFailed) as empty:
         upload_version(agent, produced.document.id, io.BytesIO(b""), "vide.pdf")
     assert empty.value.field_errors["file"] == ["Le fichier vide.pdf est vide : choisissez-le de nouveau."]
+
+
+def test_version_upload_refuses_docx_bomb(app_context, restore_templates):
+    mail = _grant_request(date(2026, 11, 20))
+    agent = user_context("subventions")
+    produced = generate_reply(agent, mail.id, "reply_standard", "fr")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        with archive.open("word/document.xml", "w") as stream:
+            for _ in range(40):
+                stream.write(b"A" * (1024 * 1024))
+
+    with pytest.raises(ValidationFailed) as refused:
+        upload_version(agent, produced.document.id, io.BytesIO(buffer.getvalue()), "bombe.docx")
+
+    assert "bombe.docx" in refused.value.field_errors["file"][0]
+    assert "256 Mo" in refused.value.field_errors["file"][0]
+    assert [version.number for version in produced.document.versions] == [1]
 
 
 def test_other_department_cannot_reach_documents(app, client_as):
