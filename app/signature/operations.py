@@ -15,6 +15,7 @@ second fails, on SQLite and on PostgreSQL alike.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -866,10 +867,36 @@ def restart_on_new_version(document: Document, version: DocumentVersion, actor: 
 # --- Signature profiles ------------------------------------------------------------------------------
 
 MAX_TITLE_LENGTH = 200
+# A scanned signature is a few hundred kilobytes, drawn 70 points (2.5 cm) wide on each signed PDF.
+MAX_SIGNATURE_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_SIGNATURE_IMAGE_PIXELS = 16_000_000
 
 
 def profile_of(user_id: int) -> SignatureProfile | None:
     return db.session.get(SignatureProfile, user_id)
+
+
+def _check_signature_image(image: bytes, user_id: int) -> None:
+    """Raise ValidationFailed unless ``image``, uploaded by user ``user_id``, is a PNG or JPEG file of reasonable size that decodes."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(image) > MAX_SIGNATURE_IMAGE_BYTES:
+        raise ValidationFailed({"image": [str(_l(
+            "The signature image is larger than %(limit)s MB: scan or export it again at a lower resolution.",
+            limit=MAX_SIGNATURE_IMAGE_BYTES // (1024 * 1024),
+        ))]})
+    invalid = ValidationFailed({"image": [str(_l("The signature image must be a PNG or JPEG file."))]})
+    try:
+        with Image.open(io.BytesIO(image), formats=("PNG", "JPEG")) as decoded:
+            if decoded.width * decoded.height > MAX_SIGNATURE_IMAGE_PIXELS:
+                raise ValidationFailed({"image": [str(_l(
+                    "The signature image has more than %(limit)s million pixels: export it again at a lower"
+                    " resolution.", limit=MAX_SIGNATURE_IMAGE_PIXELS // 1_000_000,
+                ))]})
+            decoded.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        log.info("signature image of user %s rejected: %s", user_id, error)
+        raise invalid from None
 
 
 def save_profile(actor: UserContext, title: str | None, image: bytes | None, remove_image: bool = False) -> None:
@@ -879,9 +906,8 @@ def save_profile(actor: UserContext, title: str | None, image: bytes | None, rem
         raise ValidationFailed({"title": [str(_l("At most %(limit)s characters.", limit=MAX_TITLE_LENGTH))]})
     sha256 = None
     if image:
-        if not (image.startswith(b"\x89PNG\r\n\x1a\n") or image.startswith(b"\xff\xd8\xff")):
-            raise ValidationFailed({"image": [str(_l("The signature image must be a PNG or JPEG file."))]})
-        sha256 = content_store().put_bytes(image, int(current_app.config["MAX_UPLOAD_BYTES"])).sha256
+        _check_signature_image(image, actor.user_id)
+        sha256 = content_store().put_bytes(image, MAX_SIGNATURE_IMAGE_BYTES).sha256
 
     def write() -> None:
         profile = db.session.get(SignatureProfile, actor.user_id)

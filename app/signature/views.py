@@ -22,6 +22,7 @@ from app.organisation.context import UserContext, current_user_context
 from app.portal.access import login_required, require_user
 from app.signature.models import STEP_KINDS, WITH_AUTHOR
 from app.signature.operations import (
+    MAX_SIGNATURE_IMAGE_BYTES,
     CircuitRefused,
     Decision,
     FrozenDocumentChanged,
@@ -233,7 +234,8 @@ class SignatureView(BaseView):
         user = require_user()
         if request.method == "POST":
             upload = request.files.get("image")
-            image = upload.read() if upload and upload.filename else None
+            # One byte past the limit is enough for save_profile() to reject the image with a clear message.
+            image = upload.stream.read(MAX_SIGNATURE_IMAGE_BYTES + 1) if upload and upload.filename else None
             try:
                 save_profile(user, request.form.get("title"), image, bool(request.form.get("remove_image")))
             except ValidationFailed as failure:

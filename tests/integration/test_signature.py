@@ -630,6 +630,28 @@ def test_signature_image_drawn(app_context):
         assert "Le secrétaire général de la préfecture" in page.extract_text()
 
 
+def test_signature_image_checked(app_context, client_as):
+    from app.signature.operations import MAX_SIGNATURE_IMAGE_BYTES, profile_of, save_profile
+
+    signatory = user_context("secretaire.general")
+    # A PNG signature followed by anything else is not a PNG image.
+    with pytest.raises(ValidationFailed):
+        save_profile(signatory, None, b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>")
+    assert profile_of(signatory.user_id) is None
+
+    client = client_as("secretaire.general")
+    token = csrf_token(client.get("/signature/profile").get_data(as_text=True))
+    oversized = b"\x89PNG\r\n\x1a\n" + bytes(MAX_SIGNATURE_IMAGE_BYTES)
+    response = client.post(
+        "/signature/profile", data={"csrf_token": token, "title": "", "image": (io.BytesIO(oversized), "scan.png")},
+        content_type="multipart/form-data",
+    )
+
+    assert response.status_code == 200
+    assert "2 Mo" in response.get_data(as_text=True)
+    assert profile_of(signatory.user_id) is None
+
+
 def test_circuit_models_validated(app_context, tmp_path):
     import shutil
 
