@@ -154,9 +154,11 @@ def version_docx_bytes(version: DocumentVersion) -> bytes | None:
 
 
 def download_name(document: Document, version: DocumentVersion, extension: str) -> str:
-    mail = document.mail
-    base = f"{document.title} - {mail.chrono.replace('/', '-')} - v{version.number}"
-    return f"{base}.{extension}"
+    """Return the file name of a version's download: title, registration number and version number."""
+    # A slash would read as a directory when the header's name is cleaned, and everything before it would be lost.
+    title = document.title.replace("/", "-").replace("\\", "-")
+    chrono = document.mail.chrono.replace("/", "-")
+    return f"{title} - {chrono} - v{version.number}.{extension}"
 
 
 # --- Producing files --------------------------------------------------------------

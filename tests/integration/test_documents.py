@@ -276,9 +276,14 @@ def test_other_department_cannot_reach_documents(app, client_as):
         posted = outsider.post(path, data={"csrf_token": token})
         assert posted.status_code == 404, path
         assert f"/mail/{mail_id}" not in posted.headers.get("Location", ""), path
+    with app.app_context():
+        db.session.get(Document, document_id).title = "Réponse n° 2026/14 <b>"
+        db.session.commit()
     response = owner.get(f"/documents/versions/{version_id}/docx")
     assert response.status_code == 200
     assert response.data.startswith(b"PK")
+    disposition = response.headers["Content-Disposition"]
+    assert "filename*=UTF-8''R%C3%A9ponse%20n%C2%B0%202026-14%20%3Cb%3E%20-%20" in disposition
     page = owner.get(f"/mail/{mail_id}").get_data(as_text=True)
     assert 'id="documents"' in page
     assert f"/documents/versions/{version_id}/docx" in page
