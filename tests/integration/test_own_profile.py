@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -24,6 +25,20 @@ def test_profile_opens_for_every_user(client_as, username):
     assert username in profile.get_data(as_text=True)
     assert password_form.status_code == 200
     assert name_form.status_code == 200
+
+
+def test_profile_buttons_open_their_forms(client_as):
+    client = client_as("sejour")
+    page = html.unescape(client.get("/users/userinfo/").get_data(as_text=True))
+    # Each button posts the page's hidden action form, with its CSRF token, to its action's address.
+    paths = re.findall(r'execute_single\(\'(/users/action/(?:userinfoedit|resetmypassword)/\d+)\'', page)
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+
+    assert len(paths) == 2
+    assert token is not None
+    targets = sorted(client.post(path, data={"csrf_token": token.group(1)}).headers.get("Location", "") for path in paths)
+    assert [target.split("?")[0] for target in targets] == ["/resetmypassword/form", "/userinfoeditview/form"]
 
 
 def test_profile_shows_role_labels(client_as):
