@@ -97,7 +97,9 @@ def facts_for(
     mail = notification.mail
     actor = actor_name if actor_name is not None else display_name(notification.actor)
     if mail is not None and viewer is not None and not can_see(viewer, mail):
-        return NotificationFacts(event=notification.event, actor_name=actor, params={}, hidden=True)
+        # The kind of a signature request names the event ("visa demandé", "signature demandée").
+        kind = {"kind": notification.params["kind"]} if "kind" in (notification.params or {}) else {}
+        return NotificationFacts(event=notification.event, actor_name=actor, params=kind, hidden=True)
     return _facts(notification.event, mail, notification.mail_id, notification.params, language, configuration, actor)
 
 

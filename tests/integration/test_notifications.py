@@ -23,6 +23,7 @@ from app.notifications.operations import (
     send_digests,
     unread_count,
 )
+from app.notifications.rendering import NotificationFacts, sentence
 from tests.conftest import csrf_token, user_context
 from tests.integration.loopback_smtp import LoopbackSmtpServer
 from tests.integration.test_reminders import register, user_id
@@ -303,6 +304,16 @@ def test_digest_hides_mail_out_of_sight(app_context, smtp_server):
     assert "réorientée" not in body
     assert "Sujet changé" not in body
     assert f"/mail/{mail.id}" not in body
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", "Signature demandée : ce courrier ne vous est plus accessible."),
+    ("en", "Signature requested: you no longer have access to this mail."),
+])
+def test_hidden_mail_sentence(language, expected):
+    facts = NotificationFacts(event="signature_requested", params={"kind": "signature"}, hidden=True)
+
+    assert sentence(language, facts) == expected
 
 
 # --- Pages ------------------------------------------------------------------------------------
