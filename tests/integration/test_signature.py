@@ -631,12 +631,20 @@ def test_signature_image_drawn(app_context):
 
 
 def test_signature_image_checked(app_context, client_as):
+    from PIL import Image
+
     from app.signature.operations import MAX_SIGNATURE_IMAGE_BYTES, profile_of, save_profile
 
     signatory = user_context("secretaire.general")
     # A PNG signature followed by anything else is not a PNG image.
     with pytest.raises(ValidationFailed):
         save_profile(signatory, None, b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>")
+    # 20 million pixels of one colour: a few kilobytes of PNG.
+    huge = io.BytesIO()
+    Image.new("L", (5000, 4000), 255).save(huge, format="PNG")
+    with pytest.raises(ValidationFailed) as too_many:
+        save_profile(signatory, None, huge.getvalue())
+    assert "16" in too_many.value.field_errors["image"][0]
     assert profile_of(signatory.user_id) is None
 
     client = client_as("secretaire.general")
