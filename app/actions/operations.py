@@ -368,22 +368,33 @@ def missing_required_fields(action: ActionSpec, mail: Mail, supplied: dict[str, 
     return missing
 
 
+def _field_label(spec: Any, field_id: str, locale: str) -> str:
+    """Return the label of the mail type's field ``field_id`` in ``locale``, or its id for a field the type lacks."""
+    declared = spec.field(field_id) if spec else None
+    return declared.labels.get(locale) if declared else field_id
+
+
 def _close(context: _Context) -> None:
     mail, data = context.mail, context.data
     spec = context.configuration.mail_types.get(mail.mail_type)
     missing = missing_required_fields(context.action, mail, data.fields)
+    # Each field's message names its field: the mail page shows them in one line, away from the fields.
     if missing:
-        labels = [spec.field(item).labels.get(data.locale) if spec and spec.field(item) else item for item in missing]
+        labels = {item: _field_label(spec, item, data.locale) for item in missing}
         raise ValidationFailed(
-            {f"field_{item}": [str(_l("Required at closing."))] for item in missing},
-            _l("Fill in before closing: %(fields)s.", fields=", ".join(labels)),
+            {f"field_{item}": [str(_l("%(field)s: required at closing.", field=label))] for item, label in labels.items()},
+            _l("Fill in before closing: %(fields)s.", fields=", ".join(labels.values())),
         )
     typed = {key: value for key, value in data.fields.items() if value not in (None, "")}
     if typed and spec is not None:
         partial = spec.model_copy(update={"fields": [item for item in spec.fields if item.id in typed]})
         cleaned, errors = clean_field_values(partial, typed, data.locale)
         if errors:
-            raise ValidationFailed({f"field_{key}": messages for key, messages in errors.items()})
+            raise ValidationFailed({
+                f"field_{key}": [str(_l("%(field)s: %(message)s", field=_field_label(spec, key, data.locale),
+                                        message=message)) for message in messages]
+                for key, messages in errors.items()
+            })
         mail.fields = {**mail.fields, **cleaned}
         context.details["fields"] = cleaned
     mail.closed_at = context.now

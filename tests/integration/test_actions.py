@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.actions.operations import MAIL_GONE_MESSAGE, ActionInput, ActionNotAllowed, perform_action, perform_bulk
-from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, message_without_form
 from app.correspondents.operations import CorrespondentInput
 from app.distribution.models import COPY, OPINION, DistributionEntry, ReadMark
 from app.extensions import db
@@ -182,7 +182,14 @@ def test_close_needs_required_fields(app_context):
     with pytest.raises(ValidationFailed) as failure:
         _act("sejour", mail_id, "close")
     assert list(failure.value.field_errors) == ["field_nationality"]
+    # The mail page shows the fields' messages alone, in one line: each names its field.
+    assert message_without_form(failure.value) == "Nationalité : obligatoire pour la clôture."
     assert db.session.get(Mail, mail_id).status == "new"
+    with pytest.raises(ValidationFailed) as invalid:
+        _act("sejour", mail_id, "close", fields={"nationality": "Malienne", "foreign_national_number": "12AB"})
+    assert invalid.value.field_errors == {"field_foreign_national_number": [
+        "Numéro AGDREF de l'étranger : Le numéro AGDREF comporte exactement 10 chiffres.",
+    ]}
     result = _act("sejour", mail_id, "close", fields={"nationality": "Malienne"})
     assert result.mail.status == "closed"
     assert result.mail.fields["nationality"] == "Malienne"
