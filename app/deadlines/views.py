@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from app.configuration.operations import current_configuration
 from app.core.errors import ValidationFailed
 from app.core.parsing import ParseError, parse_date
+from app.deadlines.calendar import get_calendar
 from app.deadlines.forms import DocumentsReceivedForm, DueDateForm, IncompleteFileForm
 from app.deadlines.operations import (
     can_manage_deadlines,
@@ -65,6 +66,9 @@ class DeadlineView(BaseView):
             _flash_failure(failure)
         else:
             flash(_("Due date of %(chrono)s changed; its reminders are recomputed.", chrono=mail.chrono), "success")
+            if not get_calendar(mail.handling_department.calendar).is_working_day(mail.due_date):
+                flash(_("%(date)s is not a working day (weekend or public holiday): check the new due date.",
+                        date=mail.due_date.strftime("%d/%m/%Y")), "warning")
         return _back(mail_id)
 
     @expose("/<int:mail_id>/incomplete", methods=["POST"])

@@ -37,7 +37,7 @@ from app.mail.forms import (
     build_registration_form,
     custom_field_names,
 )
-from app.mail.models import Mail
+from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import AlreadyRegistered, Registration, SubmissionReused, register_mail
 from app.mail.visibility import can_see
 from app.organisation.context import UserContext
@@ -114,6 +114,16 @@ def basket_rows(result: BasketPage, configuration: Configuration, locale: str, t
             priority_label=priorities.get(mail.priority, mail.priority),
         ))
     return rows
+
+
+def _due_date_change(mail: Mail) -> HistoryEntry | None:
+    """Return the history entry of the change by hand that set the mail's current due date, if one did."""
+    if mail.due_date is None:
+        return None
+    changes = [entry for entry in mail.history if entry.event == "due_date_changed"]
+    if changes and (changes[-1].details or {}).get("new") == mail.due_date.isoformat():
+        return changes[-1]
+    return None
 
 
 def load_visible_mail(user: UserContext, mail_id: int) -> Mail:
@@ -350,6 +360,7 @@ class MailView(BaseView):
             custom.append((label, display_value(field_spec, value, locale)))
         return self.render_template(
             "mail/detail.html", mail=mail, spec=spec, locale=locale, custom=custom,
+            due_date_change=_due_date_change(mail),
             status_label=status.labels.get(locale) if status else mail.status,
             channel_labels={
                 key: str(label)

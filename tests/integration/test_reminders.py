@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -314,6 +315,23 @@ def test_due_date_form_on_detail_page(app_context, client_as):
     assert db.session.get(Mail, mail.id).due_date == date(2027, 1, 15)
     detail = client.get(f"/mail/{mail.id}").get_data(as_text=True)
     assert "Pièce complémentaire attendue" in detail
+    # The date set by hand is not described as the type's delay.
+    assert 'id="due-date-by-hand"' in detail
+    assert "jour d&#39;arrivée non compris" not in detail
+
+
+def test_due_date_on_holiday_warned(app_context, client_as):
+    mail = register()
+    client = client_as("sejour")
+    page = client.get(f"/mail/{mail.id}").get_data(as_text=True)
+
+    client.post(
+        f"/mail/{mail.id}/due-date",
+        data={"csrf_token": csrf_token(page), "new_due_date": "25/12/2026", "reason": "Demande du préfet"},
+    )
+    detail = html.unescape(client.get(f"/mail/{mail.id}").get_data(as_text=True))
+
+    assert "Le 25/12/2026 n'est pas un jour ouvré" in detail
 
 
 # --- Legal dates --------------------------------------------------------------------------
