@@ -130,8 +130,13 @@ class SignatureView(BaseView):
             frozen_pdf(circuit)
         except (FrozenDocumentChanged, CircuitRefused) as error:
             integrity_error = error.message
+        rejections = [
+            entry for entry in circuit.mail.history
+            if entry.event == "circuit_rejected" and (entry.details or {}).get("circuit_id") == circuit.id
+        ]
         return self.render_template(
             "signature/circuit.html", circuit=circuit, mail=circuit.mail, acting=acting,
+            last_rejection=rejections[-1] if rejections else None,
             may_interrupt=may_interrupt(user, circuit), integrity_error=integrity_error,
             is_author=circuit.started_by_id == user.user_id or user.can("administer"),
             with_author=circuit.current_step == WITH_AUTHOR, locale=locale_code(),

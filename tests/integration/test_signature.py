@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -361,7 +362,7 @@ def test_rejection_needs_comment(app_context):
     assert _circuit(circuit.id).current_step == 1
 
 
-def test_reject_to_previous_then_author(app_context):
+def test_reject_to_previous_then_author(app_context, client_as):
     mail_id = register_residence_request()
     document_id = add_reply(mail_id)
     circuit = _start(mail_id, document_id)
@@ -376,6 +377,11 @@ def test_reject_to_previous_then_author(app_context):
 
     reject(user_context("chef.sejour"), circuit.id, _decision(circuit.id, "À reprendre entièrement."), "author")
     assert _circuit(circuit.id).current_step == 0
+    db.session.commit()
+    page = html.unescape(client_as("sejour").get(f"/signature/circuit/{circuit.id}").get_data(as_text=True))
+    assert 'id="last-rejection"' in page
+    assert "À reprendre entièrement." in page
+    assert "Citer l'article" not in page
     assert db.session.get(Mail, mail_id).chrono in _basket_chronos("sejour")
     resubmit(user_context("sejour"), circuit.id, _decision(circuit.id))
     assert (_circuit(circuit.id).current_step, _circuit(circuit.id).round) == (1, 2)
