@@ -250,29 +250,37 @@ def generate_acknowledgement(
 
 @dataclass
 class Sent:
-    """The channel an AR went out by and, for a printed one, the file to print."""
+    """The channel a document (AR or signed reply) went out by and, for a printed one, the file to print."""
 
     document: Document
     channel: str
     content: bytes | None = None
     content_type: str | None = None
     pdf_problem: str | None = None
+    # Why the mail could not be closed after a signed reply was sent (a field required at closing).
+    close_problem: str | None = None
 
 
-def _mark_sent(document: Document, actor: UserContext | None, channel: str, moment: datetime,
-               configuration: Configuration, **details: object) -> None:
+def mark_document_sent(document: Document, actor: UserContext | None, channel: str, moment: datetime,
+                       configuration: Configuration, event: str = "acknowledgement_sent", **details: object) -> None:
+    """Record that ``document`` went out by ``channel`` ("email" or "print"), with the history entry ``event``."""
     document.state = "sent"
     document.sent_at = moment
     document.sent_by_id = actor.user_id if actor else None
     document.sending_channel = channel
     correspondent = db.session.get(Correspondent, document.correspondent_id) if document.correspondent_id else None
-    _history(document.mail_id, actor, "acknowledgement_sent", moment, configuration, document_id=document.id,
+    _history(document.mail_id, actor, event, moment, configuration, document_id=document.id,
              channel=channel, to=correspondent.display_name if correspondent else "", **details)
 
 
-def _queue_email(document: Document, mail: Mail, correspondent: Correspondent, attachment: tuple[str, str, str],
-                 moment: datetime) -> EmailMessage:
-    texts = EMAIL_TEXTS["en" if document.language == "en" else "fr"]
+def queue_document_email(document: Document, mail: Mail, correspondent: Correspondent,
+                         attachment: tuple[str, str, str], moment: datetime,
+                         texts_by_language: dict[str, dict[str, str]] | None = None) -> EmailMessage:
+    """Queue an e-mail to ``correspondent`` with the document file ``attachment`` (SHA-256, name, content type).
+
+    ``texts_by_language`` gives the subject and body in French and English, the AR's by default.
+    """
+    texts = (texts_by_language or EMAIL_TEXTS)["en" if document.language == "en" else "fr"]
     department = mail.handling_department.label(document.language)
     subject = texts["subject"].format(chrono=mail.chrono)
     body = texts["body"].format(subject=mail.subject, arrival=long_date(mail.arrival_date, document.language),
@@ -338,10 +346,10 @@ def send_acknowledgement(actor: UserContext, document_id: int, now: datetime | N
         details: dict[str, object] = {"version": version.number}
         if channel == "email":
             assert correspondent is not None
-            message = _queue_email(target, mail, correspondent, attachment, moment)
+            message = queue_document_email(target, mail, correspondent, attachment, moment)
             db.session.flush()
             details["email_message_id"] = message.id
-        _mark_sent(target, actor, channel, moment, configuration, **details)
+        mark_document_sent(target, actor, channel, moment, configuration, **details)
         return target
 
     document = run_in_write_transaction(write, f"send acknowledgement {document_id}")
@@ -497,7 +505,7 @@ def _record_printed(
             version.pdf_size = files.pdf.size
     if document.state == "sent":
         raise DocumentError(_l("An acknowledgement of receipt of this batch was sent meanwhile: print again."))
-    _mark_sent(document, actor, "print", moment, configuration, batch_sha256=merged_sha256)
+    mark_document_sent(document, actor, "print", moment, configuration, batch_sha256=merged_sha256)
     correspondent = db.session.get(Correspondent, item.correspondent_id)
     return item.chrono, correspondent.display_name if correspondent else ""
 

@@ -14,8 +14,10 @@ from app.attachments.filenames import content_disposition
 from app.configuration.operations import current_configuration
 from app.core.errors import EstafetteError, NotFound, PermissionDenied, ValidationFailed, message_without_form
 from app.core.types import utcnow
+from app.correspondents.models import Correspondent
 from app.documents.acknowledgements import (
     ACKNOWLEDGEMENT,
+    Sent,
     acknowledgement_of,
     generate_acknowledgement,
     pending_count,
@@ -38,6 +40,7 @@ from app.documents.operations import (
     version_docx_bytes,
     version_pdf_bytes,
 )
+from app.documents.replies import REPLY, send_reply
 from app.documents.template_files import (
     current_template_file,
     read_template_file,
@@ -46,6 +49,7 @@ from app.documents.template_files import (
     templates_for,
     upload_template_file,
 )
+from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
 from app.organisation.context import current_user_context
 from app.portal.access import login_required, require_user
@@ -71,6 +75,15 @@ def _file_response(content: bytes, content_type: str, name: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _flash_reply_sent(sent: Sent) -> None:
+    if sent.channel == "email":
+        flash(_("Signed reply queued for sending by e-mail."), "success")
+    else:
+        flash(_("Signed reply downloaded: print it and post it."), "success")
+    if sent.close_problem:
+        flash(_("The mail is not closed yet: %(problem)s", problem=sent.close_problem), "warning")
 
 
 def _flash_produced(pdf_problem: str | None, message: str) -> None:
@@ -116,10 +129,12 @@ class DocumentView(BaseView):
     @expose("/<int:document_id>/send", methods=["POST"])
     @login_required
     def send(self, document_id: int) -> Any:
+        """Send an acknowledgement of receipt or a signed reply: queued by e-mail, or downloaded to print."""
         user = require_user()
         document = load_document(user, document_id)
+        reply = document.kind == REPLY
         try:
-            sent = send_acknowledgement(user, document_id)
+            sent = send_reply(user, document_id) if reply else send_acknowledgement(user, document_id)
         except EstafetteError as error:
             if error.http_status in (403, 404):
                 raise
@@ -127,12 +142,16 @@ class DocumentView(BaseView):
             return _back(document.mail_id)
         if sent.pdf_problem:
             flash(sent.pdf_problem, "warning")
+        if reply:
+            _flash_reply_sent(sent)
         if sent.channel == "email":
-            flash(_("Acknowledgement of receipt queued for sending by e-mail."), "success")
+            if not reply:
+                flash(_("Acknowledgement of receipt queued for sending by e-mail."), "success")
             return _back(document.mail_id)
         mail = document.mail
         extension = "pdf" if sent.content_type == PDF_CONTENT_TYPE else "docx"
-        name = f"{_('Acknowledgement of receipt')} {mail.chrono.replace('/', '-')}.{extension}"
+        title = document.title if reply else _("Acknowledgement of receipt")
+        name = f"{title} {mail.chrono.replace('/', '-')}.{extension}"
         return _file_response(sent.content or b"", sent.content_type or PDF_CONTENT_TYPE, name)
 
     @expose("/<int:document_id>/versions", methods=["POST"])
@@ -257,6 +276,11 @@ def documents_panel(mail: Mail) -> dict[str, Any]:
         "documents": documents,
         "versions": versions,
         "reply_templates": templates_for(mail, "reply", configuration),
+        # The addressee of each reply, whose e-mail address decides how the signed reply is sent.
+        "addressees": {
+            document.id: db.session.get(Correspondent, document.correspondent_id)
+            for document in documents if document.kind == REPLY and document.correspondent_id
+        },
         "needs_acknowledgement": needs_acknowledgement,
         "acknowledgements": [(sender, acknowledgement_of(mail.id, sender.id)) for sender in senders],
         "soffice": soffice_binary() is not None,
@@ -276,6 +300,10 @@ def document_history_text(entry: HistoryEntry) -> str:
                      version=details.get("version", ""))
         return _("Version %(version)s of “%(title)s” added.", title=details.get("title", ""),
                  version=details.get("version", ""))
+    if entry.event == "reply_sent":
+        if details.get("channel") == "email":
+            return _("Signed reply sent by e-mail to %(to)s.", to=details.get("to", ""))
+        return _("Signed reply printed for sending by post to %(to)s.", to=details.get("to", "") or "—")
     if entry.event == "acknowledgement_sent":
         if details.get("channel") == "email":
             return _("Acknowledgement of receipt sent by e-mail to %(to)s.", to=details.get("to", ""))

@@ -229,6 +229,71 @@ def test_three_step_circuit_signs(app_context, tmp_path):
     assert _events(mail_id)[-4:] == ["circuit_started", "circuit_approved", "circuit_approved", "circuit_signed"]
 
 
+def _signed_reply(mail_id: int) -> int:
+    document_id = add_reply(mail_id)
+    circuit = _start(mail_id, document_id, [StepInput("signature", ids("secretaire.general"))])
+    sign(user_context("secretaire.general"), circuit.id, _decision(circuit.id))
+    return document_id
+
+
+def test_signed_reply_sent_by_email_closes_mail(app_context):
+    from app.correspondents.models import Correspondent
+    from app.documents.replies import send_reply
+    from app.notifications.models import EmailMessage
+
+    mail_id = register_residence_request()
+    document_id = _signed_reply(mail_id)
+    # The sender of the request, given an e-mail address, is the reply's addressee.
+    addressee = db.session.execute(select(Correspondent).where(Correspondent.last_name == "Traoré")).scalars().first()
+    addressee.email = "a.traore@example.org"
+    db.session.get(Document, document_id).correspondent_id = addressee.id
+    db.session.commit()
+    signed_sha256 = db.session.get(Document, document_id).versions[-1].pdf_sha256
+
+    sent = send_reply(user_context("sejour"), document_id)
+
+    assert sent.channel == "email"
+    assert sent.close_problem is None
+    message = db.session.execute(select(EmailMessage).where(EmailMessage.to_address == "a.traore@example.org")).scalar_one()
+    assert message.subject.startswith("Réponse à votre courrier – ")
+    assert [item.sha256 for item in message.attachments] == [signed_sha256]
+    assert db.session.get(Document, document_id, populate_existing=True).state == "sent"
+    assert db.session.get(Mail, mail_id, populate_existing=True).status == "closed"
+    assert _events(mail_id)[-2:] == ["reply_sent", "close"]
+
+
+def test_signed_reply_printed_without_address(app_context, client_as):
+    mail_id = register_residence_request()
+    document_id = _signed_reply(mail_id)
+    db.session.commit()
+    client = client_as("sejour")
+    page = html.unescape(client.get(f"/mail/{mail_id}").get_data(as_text=True))
+
+    assert f'id="send-reply-{document_id}"' in page
+    assert "Imprimer la réponse signée pour l'envoi postal" in page
+    response = client.post(f"/documents/{document_id}/send", data={"csrf_token": csrf_token(page)})
+
+    assert response.status_code == 200
+    assert response.data.startswith(b"%PDF")
+    assert db.session.get(Mail, mail_id, populate_existing=True).status == "closed"
+    after = html.unescape(client.get(f"/mail/{mail_id}").get_data(as_text=True))
+    assert "Réponse signée imprimée pour l'envoi postal" in after
+
+
+def test_unsigned_reply_not_sent(app_context):
+    from app.documents.operations import DocumentError
+    from app.documents.replies import send_reply
+
+    mail_id = register_residence_request()
+    document_id = add_reply(mail_id)
+
+    with pytest.raises(DocumentError):
+        send_reply(user_context("sejour"), document_id)
+    with pytest.raises(NotFound):
+        send_reply(user_context("subventions"), document_id)
+    assert db.session.get(Document, document_id).state == "draft"
+
+
 def test_visible_block_on_signed_pdf(app_context):
     from babel.dates import format_date
     from pypdf import PdfReader
