@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, flash, jsonify, redirect, request, url_for
@@ -78,6 +79,15 @@ def action_panel_context(user: UserContext, mail: Mail, configuration: Configura
     }
 
 
+@dataclass(frozen=True)
+class FailedAction:
+    """An action whose form was rejected: its id, the values sent and the message to show in the form."""
+
+    action_id: str
+    form: MultiDict[str, str]
+    message: str
+
+
 class ActionView(BaseView):
     route_base = "/mail"
 
@@ -85,14 +95,18 @@ class ActionView(BaseView):
     @login_required
     def run(self, mail_id: int, action_id: str) -> Any:
         """Run one action from the mail page; refusals other than 403/404 come back as a message on the page."""
-        from app.mail.views import locale_code
+        from app.mail.views import locale_code, mail_page_context
 
         user = require_user()
         locale = locale_code()
         try:
             result = perform_action(user, mail_id, action_id, action_input_from(request.form, locale))
         except ValidationFailed as failure:
-            flash(message_without_form(failure), "danger")
+            # The page comes back with the action's form open and filled as it was sent, and its messages.
+            log.info("action %s on mail %s by %s rejected: %s", action_id, mail_id, user.user_id,
+                     message_without_form(failure))
+            failed = FailedAction(action_id, request.form, message_without_form(failure))
+            return self.render_template("mail/detail.html", **mail_page_context(user, mail_id), failed_action=failed), 400
         except (Conflict, ActionNotAllowed) as refusal:
             flash(refusal.message, "warning")
         else:

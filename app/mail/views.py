@@ -126,6 +126,33 @@ def _due_date_change(mail: Mail) -> HistoryEntry | None:
     return None
 
 
+def mail_page_context(user: UserContext, mail_id: int) -> dict[str, Any]:
+    """Return what the mail page shows to ``user``; raise NotFound for a mail they may not see."""
+    mail = load_visible_mail(user, mail_id)
+    configuration = current_configuration()
+    locale = locale_code()
+    spec = configuration.mail_types.get(mail.mail_type)
+    status = configuration.statuses.get(mail.status)
+    custom = []
+    for key, value in mail.fields.items():
+        field_spec = spec.field(key) if spec else None
+        label = field_spec.labels.get(locale) if field_spec else key
+        custom.append((label, display_value(field_spec, value, locale)))
+    return {
+        "mail": mail, "spec": spec, "locale": locale, "custom": custom,
+        "due_date_change": _due_date_change(mail),
+        "status_label": status.labels.get(locale) if status else mail.status,
+        "channel_labels": {
+            key: str(label)
+            for key, label in (OUTGOING_CHANNEL_CHOICES if mail.category == "outgoing" else CHANNEL_CHOICES)
+        },
+        "priority_labels": {key: str(label) for key, label in PRIORITY_CHOICES},
+        "configuration_actions": configuration.actions,
+        "status_labels": {key: item.labels.get(locale) for key, item in configuration.statuses.items()},
+        **action_panel_context(user, mail, configuration, locale),
+    }
+
+
 def load_visible_mail(user: UserContext, mail_id: int) -> Mail:
     """Return the mail if ``user`` may see it; raise NotFound otherwise, whether it exists or not."""
     mail = db.session.get(Mail, mail_id)
@@ -347,30 +374,7 @@ class MailView(BaseView):
     @expose("/<int:mail_id>")
     @login_required
     def detail(self, mail_id: int) -> Any:
-        user = require_user()
-        mail = load_visible_mail(user, mail_id)
-        configuration = current_configuration()
-        locale = locale_code()
-        spec = configuration.mail_types.get(mail.mail_type)
-        status = configuration.statuses.get(mail.status)
-        custom = []
-        for key, value in mail.fields.items():
-            field_spec = spec.field(key) if spec else None
-            label = field_spec.labels.get(locale) if field_spec else key
-            custom.append((label, display_value(field_spec, value, locale)))
-        return self.render_template(
-            "mail/detail.html", mail=mail, spec=spec, locale=locale, custom=custom,
-            due_date_change=_due_date_change(mail),
-            status_label=status.labels.get(locale) if status else mail.status,
-            channel_labels={
-                key: str(label)
-                for key, label in (OUTGOING_CHANNEL_CHOICES if mail.category == "outgoing" else CHANNEL_CHOICES)
-            },
-            priority_labels={key: str(label) for key, label in PRIORITY_CHOICES},
-            configuration_actions=configuration.actions,
-            status_labels={key: item.labels.get(locale) for key, item in configuration.statuses.items()},
-            **action_panel_context(user, mail, configuration, locale),
-        )
+        return self.render_template("mail/detail.html", **mail_page_context(require_user(), mail_id))
 
     @expose("/basket/<basket_id>")
     @login_required

@@ -389,6 +389,28 @@ def test_rejected_action_flashes_field_messages(app, client_as):
     assert "en rouge" not in page
 
 
+def test_rejected_action_form_keeps_values(app, client_as):
+    with app.app_context():
+        mail_id = _residence()
+    client = client_as("sejour")
+    token = csrf_token(client.get(f"/mail/{mail_id}").get_data(as_text=True))
+
+    response = client.post(f"/mail/{mail_id}/action/ask_opinion", data={
+        "csrf_token": token, "opinion_department": "DMI-SN", "opinion_due_date": "01/12/2020",
+        "comment": "Merci de vérifier la <b>situation</b> du demandeur.",
+    })
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert '<details class="mail-action panel panel-default" data-action="ask_opinion" open>' in page
+    assert 'class="alert alert-danger action-error"' in page
+    assert 'value="01/12/2020"' in page
+    assert "Merci de vérifier la &lt;b&gt;situation&lt;/b&gt; du demandeur.</textarea>" in page
+    assert '<option value="DMI-SN" selected>' in page
+    with app.app_context():
+        assert [entry.event for entry in _history(mail_id)] == ["registered"]
+
+
 def _notified(username: str, mail_id: int, event: str) -> int:
     return db.session.execute(select(func.count()).select_from(Notification).where(
         Notification.user_id == user_context(username).user_id, Notification.mail_id == mail_id,
