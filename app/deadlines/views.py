@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
-from flask import Flask, flash, redirect, url_for
+from flask import Flask, flash, g, redirect, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import gettext as _
 
@@ -23,9 +24,11 @@ from app.deadlines.operations import (
     record_documents_received,
 )
 from app.mail.models import HistoryEntry, Mail
-from app.organisation.context import current_user_context
+from app.organisation.context import UserContext, current_user_context
 from app.portal.access import login_required, require_user
 from app.reminders.operations import reminders_of
+
+log = logging.getLogger(__name__)
 
 
 def _date_or_error(text: str | None, field: str, errors: dict[str, list[str]]) -> date | None:
@@ -51,6 +54,14 @@ def _back(mail_id: int) -> Any:
 class DeadlineView(BaseView):
     route_base = "/mail"
 
+    def _page_with_form(self, user: UserContext, mail_id: int, name: str, form: Any) -> Any:
+        """Show the mail page again with the rejected form ``name`` open and filled as it was sent (HTTP 400)."""
+        from app.mail.views import mail_page_context
+
+        g.estafette_rejected_deadline_form = (name, form)
+        log.info("deadline form %s of mail %s rejected for user %s", name, mail_id, user.user_id)
+        return self.render_template("mail/detail.html", **mail_page_context(user, mail_id)), 400
+
     @expose("/<int:mail_id>/due-date", methods=["POST"])
     @login_required
     def change_due_date(self, mail_id: int) -> Any:
@@ -64,6 +75,7 @@ class DeadlineView(BaseView):
             mail = change_due_date(user, mail_id, new_date, form.reason.data or "")
         except ValidationFailed as failure:
             _flash_failure(failure)
+            return self._page_with_form(user, mail_id, "due_date_form", form)
         else:
             flash(_("Due date of %(chrono)s changed; its reminders are recomputed.", chrono=mail.chrono), "success")
             if not get_calendar(mail.handling_department.calendar).is_working_day(mail.due_date):
@@ -86,6 +98,7 @@ class DeadlineView(BaseView):
             declare_incomplete(user, mail_id, documents, deadline, requested_on)
         except ValidationFailed as failure:
             _flash_failure(failure)
+            return self._page_with_form(user, mail_id, "incomplete_form", form)
         else:
             flash(_("Missing documents requested: the legal delay is recomputed."), "success")
         return _back(mail_id)
@@ -113,7 +126,7 @@ def mail_deadlines(mail: Mail) -> dict[str, Any]:
     user = current_user_context()
     configuration = current_configuration()
     spec = configuration.mail_types.get(mail.mail_type)
-    return {
+    panel: dict[str, Any] = {
         "decision": implicit_decision_for(mail, spec),
         "requests": missing_documents_of(mail.id),
         "reminders": reminders_of(mail.id),
@@ -122,7 +135,15 @@ def mail_deadlines(mail: Mail) -> dict[str, Any]:
         "due_date_form": DueDateForm(formdata=None),
         "incomplete_form": IncompleteFileForm(formdata=None),
         "received_form": DocumentsReceivedForm(formdata=None),
+        "open_form": None,
     }
+    # A form the same request rejected replaces its empty twin and is shown open.
+    rejected = getattr(g, "estafette_rejected_deadline_form", None)
+    if rejected is not None:
+        name, form = rejected
+        panel[name] = form
+        panel["open_form"] = name
+    return panel
 
 
 def deadline_history_text(entry: HistoryEntry) -> str:

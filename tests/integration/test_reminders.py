@@ -320,6 +320,22 @@ def test_due_date_form_on_detail_page(app_context, client_as):
     assert "jour d&#39;arrivée non compris" not in detail
 
 
+def test_rejected_due_date_form_keeps_date(app_context, client_as):
+    mail = register()
+    client = client_as("sejour")
+    page = client.get(f"/mail/{mail.id}").get_data(as_text=True)
+
+    response = client.post(
+        f"/mail/{mail.id}/due-date", data={"csrf_token": csrf_token(page), "new_due_date": "15/01/2027", "reason": ""},
+    )
+    again = html.unescape(response.get_data(as_text=True))
+
+    assert response.status_code == 400
+    assert "<details class=\"deadline-forms\" open>" in again
+    assert 'value="15/01/2027"' in again
+    assert "Indiquez la nouvelle date limite de traitement et le motif." in again
+
+
 def test_due_date_on_holiday_warned(app_context, client_as):
     mail = register()
     client = client_as("sejour")
