@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, flash, redirect, request, url_for
+from flask import Flask, Response, flash, g, redirect, request, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -75,6 +76,14 @@ def manual_steps_from(values: MultiDict) -> list[StepInput]:
     return steps
 
 
+@dataclass(frozen=True)
+class RejectedCircuitForm:
+    """A start form the request rejected: the values sent and the message to show in it."""
+
+    form: MultiDict[str, str]
+    message: str
+
+
 def _error_text(error: ValidationFailed) -> str:
     details = " ".join(" ".join(messages) for messages in error.field_errors.values())
     return f"{error.message} {details}".strip() if error.message not in details else details
@@ -103,6 +112,8 @@ def signature_panel(mail: Mail) -> dict[str, Any]:
         "step_kinds": STEP_KINDS,
         "acting": {circuit.id: acting_member(user, circuit) is not None for circuit in circuits},
         "locale": locale_code(),
+        # The values and message of a start form this request rejected, shown again in the open form.
+        "rejected": getattr(g, "estafette_rejected_circuit_form", None),
     }
 
 
@@ -224,7 +235,11 @@ class SignatureView(BaseView):
                 steps=None if model_id else manual_steps_from(request.form),
             )
         except ValidationFailed as failure:
-            flash(_error_text(failure), "danger")
+            from app.mail.views import mail_page_context
+
+            log.info("circuit start on mail %s rejected for user %s: %s", mail_id, user.user_id, _error_text(failure))
+            g.estafette_rejected_circuit_form = RejectedCircuitForm(request.form, _error_text(failure))
+            return self.render_template("mail/detail.html", **mail_page_context(user, mail_id)), 400
         except (Conflict, CircuitRefused, FrozenDocumentChanged, DocumentError, PdfUnavailable) as refusal:
             flash(refusal.message, "warning")
         else:

@@ -561,6 +561,31 @@ def test_model_circuit_from_schema(app_context):
         start_circuit(user_context("sejour"), mail_id, add_reply(mail_id, "Autre"), model_id="grant_decision")
 
 
+def test_rejected_start_form_keeps_steps(app_context, client_as):
+    mail_id = register_residence_request()
+    document_id = add_reply(mail_id)
+    client = client_as("sejour")
+    token = csrf_token(client.get(f"/mail/{mail_id}").get_data(as_text=True))
+    chef, general = ids("chef.sejour", "secretaire.general")
+
+    # A signature before an approval is refused: the form comes back as it was sent.
+    response = client.post(f"/signature/mail/{mail_id}/start", data={
+        "csrf_token": token, "document_id": str(document_id), "model": "",
+        "step_1_kind": "signature", "step_1_users": [str(general)],
+        "step_2_kind": "approval", "step_2_users": [str(chef)],
+    })
+    page = response.get_data(as_text=True)
+
+    assert response.status_code == 400
+    assert '<details class="panel panel-default" id="start-circuit" open>' in page
+    assert 'id="start-circuit-error"' in page
+    step_1 = page[page.index('id="step-1-kind"'):page.index('id="step-2-kind"')]
+    assert '<option value="signature" selected>' in step_1
+    assert f'<option value="{general}" selected>' in step_1
+    assert f'<option value="{chef}" selected>' in page[page.index('id="step-2-kind"'):]
+    assert db.session.execute(select(SignatureCircuit).where(SignatureCircuit.mail_id == mail_id)).first() is None
+
+
 def test_manual_steps_validated(app_context):
     mail_id = register_residence_request()
     document_id = add_reply(mail_id)
