@@ -429,7 +429,17 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
         # A department was created after the sweep read them.
         sweep.organisation = Organisation.load()
     closed = sweep.configuration.closed_statuses
-    to_send = [row for row in rows if row.mail.status not in closed and row.mail.due_date == row.due_date]
+    today = sweep.now.astimezone(PARIS).date()
+    # A reminder "before" or "on" the due date that a sweep reaches only after that date (the
+    # scheduler was stopped) would announce the date as still ahead: the late notice covers it.
+    overtaken = {
+        row.id for row in rows
+        if row.kind == "step" and row.due_date < today and _step_when(sweep.configuration, row) in ("before", "on")
+    }
+    to_send = [
+        row for row in rows
+        if row.mail.status not in closed and row.mail.due_date == row.due_date and row.id not in overtaken
+    ]
     copies = copy_recipients([row.mail_id for row in to_send if "copies" in row.recipient_roles])
     recipients = {
         row.id: resolve_recipients(row.mail, row.recipient_roles, sweep.organisation, copies) for row in to_send
@@ -448,7 +458,12 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
             outcomes[row.id] = "sent"
         else:
             row.state = "cancelled"
-            row.outcome = {"reason": "closed" if row.mail.status in closed else "due_date_changed"}
+            if row.mail.status in closed:
+                row.outcome = {"reason": "closed"}
+            elif row.mail.due_date != row.due_date:
+                row.outcome = {"reason": "due_date_changed"}
+            else:
+                row.outcome = {"reason": "due_date_passed"}
             outcomes[row.id] = "cancelled"
     # One executemany each. ORM objects would cost one INSERT per row on SQLite, because
     # SQLAlchemy fetches generated ids there one row at a time.

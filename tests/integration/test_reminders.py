@@ -140,6 +140,25 @@ def test_sweep_sends_due_reminder_once(app_context):
     assert notified == [(user_id("sejour"), "reminder_due")]
 
 
+def test_sweep_after_downtime_skips_reminders_before_due_date(app_context):
+    mail = register()
+    due = mail.due_date
+    # The scheduler was stopped from before the first reminder until three working days past the due date.
+    summary = send_due_reminders(after(METROPOLE.add_working_days(due, 3)))
+
+    db.session.expire_all()
+    rows = reminders(mail.id)
+    before = [row for row in rows if row.kind == "step" and row.step_index in (0, 1)]
+    assert [(row.state, row.outcome.get("reason")) for row in before] == [("cancelled", "due_date_passed")] * 2
+    assert summary.sent == 2
+    whens = db.session.execute(select(Notification.params).where(
+        Notification.mail_id == mail.id, Notification.event.in_(["reminder_due", "mail_late"])
+    )).scalars().all()
+    # The late notice and the first step after the due date, to the assignee and the head of department.
+    assert whens
+    assert {params.get("when") for params in whens} == {"after"}
+
+
 def test_sweep_before_due_time_sends_nothing(app_context):
     mail = register()
     first = reminders(mail.id)[0]
