@@ -105,6 +105,12 @@ def load_mail_for_documents(actor: UserContext, mail_id: int, edit: bool) -> Mai
     return mail
 
 
+def _check_mail_open(mail: Mail) -> None:
+    """Raise DocumentError for a closed mail: its documents stay as they were when it was closed."""
+    if mail.status in current_configuration().closed_statuses:
+        raise DocumentError(_l("This mail is closed: reopen it to change its documents."))
+
+
 def load_document(actor: UserContext, document_id: int, edit: bool = False) -> Document:
     document = db.session.get(Document, document_id)
     if document is None:
@@ -293,6 +299,7 @@ def generate_reply(
 
     configuration = current_configuration()
     mail = load_mail_for_documents(actor, mail_id, edit=True)
+    _check_mail_open(mail)
     spec = template_spec(template_id, configuration)
     if spec.kind != "reply" or spec.id not in {item.id for item in templates_for(mail, "reply", configuration)}:
         raise ValidationFailed({"template_id": [str(_l("This template cannot be used for this mail."))]})
@@ -353,9 +360,11 @@ def add_version(
     if document is None:
         raise NotFound()
     if check_permission:
-        load_mail_for_documents(actor, document.mail_id, edit=True)
+        _check_mail_open(load_mail_for_documents(actor, document.mail_id, edit=True))
     if document.state in ("sent", "cancelled"):
         raise DocumentError(_l("This document was sent or cancelled: it takes no new version."))
+    if document.state == "signed" and not signed:
+        raise DocumentError(_l("This document is signed: its signed version is final. Generate a new reply draft to change it."))
     configuration = current_configuration()
     note = (note or "").strip()[:MAX_NOTE_LENGTH] or None
     files = _store(docx, pdf, convert)

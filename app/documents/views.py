@@ -273,6 +273,8 @@ def documents_panel(mail: Mail) -> dict[str, Any]:
     senders = senders_of(mail) if needs_acknowledgement else []
     return {
         "can_edit": user is not None and can_edit_documents(user, mail),
+        # A closed mail's documents take no new version or draft until it is reopened.
+        "mail_closed": mail.status in configuration.closed_statuses,
         "documents": documents,
         "versions": versions,
         "reply_templates": templates_for(mail, "reply", configuration),

@@ -233,6 +233,43 @@ def test_reply_versions_and_history(app_context, restore_templates):
     assert empty.value.field_errors["file"] == ["Le fichier vide.pdf est vide : choisissez-le de nouveau."]
 
 
+def test_closed_mail_documents_unchanged(app_context, restore_templates, client_as):
+    from app.actions.operations import ActionInput, perform_action
+    from app.documents.operations import DocumentError
+
+    mail = _grant_request(date(2026, 11, 20))
+    agent = user_context("subventions")
+    produced = generate_reply(agent, mail.id, "reply_standard", "fr")
+    docx_bytes = version_docx_bytes(produced.version) or b""
+    perform_action(agent, mail.id, "close", ActionInput(fields={"association_siret": "12345678200010"}))
+
+    with pytest.raises(DocumentError) as upload:
+        upload_version(agent, produced.document.id, io.BytesIO(docx_bytes), "réponse v2.docx")
+    with pytest.raises(DocumentError):
+        generate_reply(agent, mail.id, "reply_standard", "fr")
+    page = client_as("subventions").get(f"/mail/{mail.id}").get_data(as_text=True)
+
+    assert "rouvrez-le" in upload.value.message
+    assert [version.number for version in produced.document.versions] == [1]
+    assert 'id="documents-closed"' in page
+    assert "upload-version" not in page
+
+
+def test_signed_document_takes_no_new_version(app_context, restore_templates):
+    from app.documents.operations import DocumentError
+
+    mail = _grant_request(date(2026, 11, 20))
+    agent = user_context("subventions")
+    produced = generate_reply(agent, mail.id, "reply_standard", "fr")
+    db.session.get(Document, produced.document.id).state = "signed"
+    db.session.commit()
+
+    with pytest.raises(DocumentError) as refused:
+        upload_version(agent, produced.document.id, io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "réponse.pdf")
+
+    assert "signée" in refused.value.message or "signé" in refused.value.message
+
+
 def test_version_upload_refuses_docx_bomb(app_context, restore_templates):
     mail = _grant_request(date(2026, 11, 20))
     agent = user_context("subventions")
