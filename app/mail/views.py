@@ -126,6 +126,36 @@ def _due_date_change(mail: Mail) -> HistoryEntry | None:
     return None
 
 
+def history_labels(entries: list[HistoryEntry], locale: str) -> dict[str, str]:
+    """Return the name to show for each login and department code that the details of ``entries`` record.
+
+    Actions record their targets as logins and department codes ("cabinet",
+    "DMI-SN"), which stay true when a person or a department is renamed. The
+    history shows "First Last" for a login and "Label (CODE)" for a department.
+    """
+    from flask_appbuilder.security.sqla.models import User
+
+    recorded: set[str] = set()
+    for entry in entries:
+        details = entry.details or {}
+        recorded.update(str(item) for item in details.get("copies") or [])
+        recorded.update(str(details[key]) for key in ("opinion_of", "to_department", "from_department") if details.get(key))
+        for step in details.get("steps") or []:
+            recorded.update(str(item) for item in step.get("users") or [])
+    if not recorded:
+        return {}
+    labels = {
+        code: f"{department.label(locale)} ({code})"
+        for department in db.session.execute(select(Department).where(Department.code.in_(sorted(recorded)))).scalars()
+        if (code := department.code)
+    }
+    people = db.session.execute(
+        select(User.username, User.first_name, User.last_name).where(User.username.in_(sorted(recorded)))
+    )
+    labels.update({username: f"{first} {last}".strip() or username for username, first, last in people})
+    return labels
+
+
 def mail_page_context(user: UserContext, mail_id: int) -> dict[str, Any]:
     """Return what the mail page shows to ``user``; raise NotFound for a mail they may not see."""
     mail = load_visible_mail(user, mail_id)
@@ -141,6 +171,7 @@ def mail_page_context(user: UserContext, mail_id: int) -> dict[str, Any]:
     return {
         "mail": mail, "spec": spec, "locale": locale, "custom": custom,
         "due_date_change": _due_date_change(mail),
+        "history_labels": history_labels(mail.history, locale),
         "status_label": status.labels.get(locale) if status else mail.status,
         "channel_labels": {
             key: str(label)

@@ -122,6 +122,11 @@ def _file_size(size: int) -> str:
     return _("%(size)s MB", size=format_decimal(round(size / (1024 * 1024), 1), "#,##0.0"))
 
 
+def _labelled(values: list[Any], labels: dict[str, str]) -> list[str]:
+    """Return each of ``values`` as its entry in ``labels``, or as itself when it has none."""
+    return [labels.get(str(value), str(value)) for value in values]
+
+
 def _basket_count(count: int) -> str:
     """Format a menu count, "999+" when it reached the cap of basket_counts()."""
     from app.mail.baskets import MENU_COUNT_CAP
@@ -330,6 +335,7 @@ def install(app: Flask) -> None:
     app.jinja_env.filters["local_datetime"] = _local_datetime
     app.jinja_env.filters["file_size"] = _file_size
     app.jinja_env.filters["basket_count"] = _basket_count
+    app.jinja_env.filters["labelled"] = _labelled
     app.jinja_env.globals["estafette_menu"] = _menu
     app.jinja_env.globals["routing_rule_names"] = _routing_rule_names
     app.jinja_env.filters["routing_note"] = _routing_note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,6 +19,7 @@ from app.extensions import db
 from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import Registration, register_mail, today_in_paris
 from app.notifications.models import Notification
+from app.organisation.models import Department
 from tests.conftest import csrf_token, user_context
 
 
@@ -409,6 +411,19 @@ def test_rejected_action_form_keeps_values(app, client_as):
     assert '<option value="DMI-SN" selected>' in page
     with app.app_context():
         assert [entry.event for entry in _history(mail_id)] == ["registered"]
+
+
+def test_history_names_people_and_departments(app, client_as):
+    with app.app_context():
+        mail_id = _residence()
+        cabinet = user_context("cabinet")
+        _act("sejour", mail_id, "copy", copy_user_ids=[cabinet.user_id], copy_departments=["CAB-BRE"])
+        department = db.session.execute(select(Department).where(Department.code == "CAB-BRE")).scalar_one()
+        expected = f"{cabinet.display_name}, {department.label('fr')} (CAB-BRE)"
+
+    page = html.unescape(client_as("sejour").get(f"/mail/{mail_id}").get_data(as_text=True))
+
+    assert f"copie à {expected}" in page
 
 
 def _notified(username: str, mail_id: int, event: str) -> int:
