@@ -33,6 +33,8 @@ TEXTS = {
             "{{ registration_number }}. [Rédigez ici la réponse.]"
         ),
         "closing": "Je vous prie d'agréer, {{ recipient_salutation }}, l'expression de ma considération distinguée.",
+        # The signatory is chosen in the signature book, after the draft: their name comes with the signature block.
+        "authority": "Pour le préfet et par délégation,",
         "ar_title": "ACCUSÉ DE RÉCEPTION",
         "ar_received": (
             "Votre demande « {{ mail_subject }} » ({{ mail_type }}) a été reçue le {{ arrival_date }} et "
@@ -67,6 +69,7 @@ TEXTS = {
             "{{ registration_number }}. [Write the reply here.]"
         ),
         "closing": "Yours sincerely,",
+        "authority": "For the prefect, by delegation,",
         "ar_title": "ACKNOWLEDGEMENT OF RECEIPT",
         "ar_received": (
             "Your request \"{{ mail_subject }}\" ({{ mail_type }}) was received on {{ arrival_date }} and "
@@ -129,7 +132,7 @@ def reply(language: str) -> Document:
     document.add_paragraph(texts["closing"])
     signature = document.add_paragraph()
     signature.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    signature.add_run("{{ agent_name }}\n{{ agent_title }}").bold = True
+    signature.add_run(texts["authority"]).bold = True
     return document
 
 

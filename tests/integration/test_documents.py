@@ -202,6 +202,11 @@ def test_reply_addresses_its_recipient_in_words(app_context, civility, form):
     assert f"\n{form},\n" in f"\n{text}\n"
     assert f"Je vous prie d'agréer, {form}, l'expression" in text
     assert "Votre demande reçue le 20 novembre 2026" in text
+    # The drafting agent is named as the one handling the case, never as the signatory.
+    agent = user_context("subventions").display_name
+    assert text.count(agent) == 1
+    assert f"Affaire suivie par : {agent}" in text
+    assert "\nPour le préfet et par délégation,\n" in f"\n{text}\n"
 
 
 def test_reply_versions_and_history(app_context, restore_templates):
