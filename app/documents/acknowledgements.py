@@ -290,7 +290,8 @@ def queue_document_email(document: Document, mail: Mail, correspondent: Correspo
     html = "".join(f"<p>{escape(part).replace(chr(10), '<br>')}</p>" for part in body.strip().split("\n\n"))
     domain = str(current_app.config["MAIL_SENDER"]).rsplit("@", 1)[-1].strip("> ") or "localhost"
     message = EmailMessage(
-        user_id=None, to_address=correspondent.email, language=document.language, subject=subject, body_text=body,
+        user_id=None, to_address=correspondent.email, reply_to=mail.handling_department.email or None,
+        language=document.language, subject=subject, body_text=body,
         body_html=html, message_id=f"<{moment:%Y%m%d%H%M%S}.{secrets.token_hex(8)}@{domain}>", state="pending",
         attempts=0, next_attempt_at=moment, created_at=moment,
     )

@@ -144,6 +144,8 @@ def build_mime(message: EmailMessage, sender: str) -> MimeMessage:
     mime = MimeMessage()
     mime["From"] = sender
     mime["To"] = message.to_address
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
     mime["Subject"] = message.subject
     mime["Message-ID"] = message.message_id
     mime["Date"] = format_datetime(message.created_at)

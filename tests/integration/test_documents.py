@@ -417,6 +417,9 @@ def test_acknowledgement_sent_by_email(app_context, restore_templates):
     assert len(to_sender) == 1
     message = to_sender[0]
     assert mail.chrono in message["Subject"]
+    # The sender's answer goes to the handling department, not to the portal's sending address.
+    assert message["Reply-To"] == mail.handling_department.email
+    assert message["Reply-To"]
     attachments = list(message.iter_attachments())
     assert len(attachments) == 1
     payload = attachments[0].get_content()
