@@ -315,7 +315,15 @@ def _ask_opinion(context: _Context) -> None:
     from app.actions.notifications import queue_notification
 
     recipients = [data.opinion_user_id] if department_id is None else _members_of([department_id])
-    queue_notification("opinion_requested", context.mail, recipients, context.actor, {"due_date": due.isoformat()})
+    params: dict[str, Any] = {"due_date": due.isoformat()}
+    if context.details.get("comment"):
+        # The question asked, so that the e-mail says what the opinion is about.
+        params["comment"] = str(context.details["comment"])[:MAX_QUESTION_IN_NOTIFICATION]
+    queue_notification("opinion_requested", context.mail, recipients, context.actor, params)
+
+
+# Characters of the question kept in an opinion request's notification; the mail page shows all of it.
+MAX_QUESTION_IN_NOTIFICATION = 500
 
 
 def _give_opinion(context: _Context) -> None:

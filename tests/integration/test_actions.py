@@ -437,10 +437,13 @@ def test_department_asked_for_opinion_is_notified(app_context):
     mail_id = _residence()
     _act("sejour", mail_id, "qualify")
 
-    _act("sejour", mail_id, "ask_opinion", opinion_department="DMI-SN")
+    _act("sejour", mail_id, "ask_opinion", opinion_department="DMI-SN", comment="Avis sur la résidence ?")
 
     assert _notified("naturalisation", mail_id, "opinion_requested") == 1
     assert _notified("cabinet", mail_id, "opinion_requested") == 0
+    params = db.session.execute(select(Notification.params).where(Notification.event == "opinion_requested")).scalar_one()
+    assert params["comment"] == "Avis sur la résidence ?"
+    assert params["due_date"]
 
 
 def test_copied_department_is_notified(app_context):

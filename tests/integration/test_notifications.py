@@ -306,6 +306,19 @@ def test_digest_hides_mail_out_of_sight(app_context, smtp_server):
     assert f"/mail/{mail.id}" not in body
 
 
+def test_opinion_request_names_deadline_and_question():
+    facts = NotificationFacts(
+        event="opinion_requested", chrono="PREF75/2026/A/000012", mail_subject="Demande de titre", actor_name="Zoé N'Diaye",
+        due_date=date(2026, 12, 18), params={"comment": "Le demandeur réside-t-il dans le département ?"},
+    )
+
+    assert sentence("fr", facts) == (
+        "Zoé N'Diaye vous demande votre avis sur le courrier PREF75/2026/A/000012 « Demande de titre », avant le "
+        "18 décembre 2026. Question : « Le demandeur réside-t-il dans le département ? »"
+    )
+    assert sentence("en", facts).endswith(', by 18 December 2026. Question: "Le demandeur réside-t-il dans le département ?"')
+
+
 @pytest.mark.parametrize(("language", "expected"), [
     ("fr", "Signature demandée : ce courrier ne vous est plus accessible."),
     ("en", "Signature requested: you no longer have access to this mail."),
