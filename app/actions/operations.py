@@ -317,7 +317,7 @@ def _ask_opinion(context: _Context) -> None:
     recipients = [data.opinion_user_id] if department_id is None else _members_of([department_id])
     params: dict[str, Any] = {"due_date": due.isoformat()}
     if context.details.get("comment"):
-        # The question asked, so that the e-mail says what the opinion is about.
+        # The question asked, so that the e-mail states what the opinion is about.
         params["comment"] = str(context.details["comment"])[:MAX_QUESTION_IN_NOTIFICATION]
     queue_notification("opinion_requested", context.mail, recipients, context.actor, params)
 
