@@ -48,6 +48,11 @@ TEXTS = {
             "En l'absence de réponse de l'administration, le {{ implicit_decision_date }}, au terme d'un délai de "
             "{{ implicit_decision_delay }}, votre demande fera l'objet d'une décision implicite ({{ implicit_decision_regime }})."
         ),
+        # For an AR made after that date: the implicit decision has already arisen.
+        "ar_decision_passed": (
+            "En l'absence de réponse de l'administration, votre demande a fait l'objet d'une décision implicite "
+            "({{ implicit_decision_regime }}) le {{ implicit_decision_date }}, au terme d'un délai de {{ implicit_decision_delay }}."
+        ),
         "ar_missing_intro": (
             "Votre dossier est incomplet. Les pièces suivantes sont à produire ; le délai mentionné ci-dessus tient "
             "compte de cette demande :"
@@ -82,6 +87,10 @@ TEXTS = {
         "ar_decision": (
             "Without an answer from the administration, on {{ implicit_decision_date }}, after a delay of "
             "{{ implicit_decision_delay }}, an implicit decision will be made on your request ({{ implicit_decision_regime }})."
+        ),
+        "ar_decision_passed": (
+            "Without an answer from the administration, an implicit decision was made on your request "
+            "({{ implicit_decision_regime }}) on {{ implicit_decision_date }}, after a delay of {{ implicit_decision_delay }}."
         ),
         "ar_missing_intro": (
             "Your file is incomplete. Please provide the following documents; the date above takes this request "
@@ -146,7 +155,11 @@ def acknowledgement(language: str) -> Document:
     title.add_run(texts["ar_title"]).bold = True
     document.add_paragraph(texts["ar_received"])
     document.add_paragraph(texts["ar_department"])
+    document.add_paragraph("{%p if implicit_decision_passed %}")
+    document.add_paragraph(texts["ar_decision_passed"])
+    document.add_paragraph("{%p else %}")
     document.add_paragraph(texts["ar_decision"])
+    document.add_paragraph("{%p endif %}")
     document.add_paragraph("{%p if missing_documents %}")
     document.add_paragraph(texts["ar_missing_intro"])
     document.add_paragraph("{{ missing_documents }}")

@@ -158,6 +158,13 @@ def salutation(civility: str, language: str) -> str:
     return forms.get((civility or "").strip().rstrip(".").lower(), forms[""])
 
 
+def _decision_passed(context: MergeContext) -> str:
+    """Return "oui" or "yes" when the implicit decision arose before the document's date, so a late AR says so."""
+    if context.implicit_decision_date is None or context.implicit_decision_date >= context.today:
+        return ""
+    return "yes" if context.language == "en" else "oui"
+
+
 def _fields() -> list[MergeField]:
     def lang_date(getter: Callable[[MergeContext], date | None]) -> Callable[[MergeContext], str]:
         return lambda context: long_date(getter(context), context.language)
@@ -219,6 +226,10 @@ def _fields() -> list[MergeField]:
                    "Position of the agent (head of department or their department)", lambda c: c.agent_title),
         MergeField("implicit_decision_date", "Date de naissance de la décision implicite, en toutes lettres",
                    "Date the implicit decision arises, in words", lang_date(lambda c: c.implicit_decision_date)),
+        MergeField("implicit_decision_passed",
+                   "« oui » quand la décision implicite est déjà née à la date du document, vide sinon",
+                   "\"yes\" when the implicit decision has already arisen on the document's date, empty otherwise",
+                   _decision_passed),
         MergeField("implicit_decision_regime", "Effet du silence : « silence vaut acceptation » ou « silence vaut rejet »",
                    "Effect of silence: \"silence means acceptance\" or \"silence means rejection\"",
                    lambda c: REGIME_TEXT["en" if c.language == "en" else "fr"].get(c.regime, "")),

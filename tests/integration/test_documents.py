@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import docx
@@ -345,9 +345,11 @@ def test_acknowledgement_friday_before_holiday(app_context, restore_templates):
     assert add_months(arrival, 2) == expected
     sender = senders_of(mail)[0]
 
-    produced = generate_acknowledgement(user_context("subventions"), mail.id, sender.id, "fr")
+    produced = generate_acknowledgement(user_context("subventions"), mail.id, sender.id, "fr",
+                                        now=datetime(2026, 4, 7, 9, 0, tzinfo=UTC))
 
     text = "\n".join(document_text(version_docx_bytes(produced.version) or b""))
+    assert "votre demande fera l'objet d'une décision implicite (silence vaut acceptation)" in text
     assert "3 juin 2026" in text
     assert "3 avril 2026" in text
     assert "silence vaut acceptation" in text
@@ -355,6 +357,19 @@ def test_acknowledgement_friday_before_holiday(app_context, restore_templates):
     assert "01 49 00 00 51" in text
     assert "subventions@demo-prefecture.gouv.fr" in text
     assert "5 rue Leblanc, 75015 Paris" in text
+
+
+def test_late_acknowledgement_says_decision_arose(app_context, restore_templates):
+    mail = _grant_request(date(2026, 4, 3))
+    sender = senders_of(mail)[0]
+
+    produced = generate_acknowledgement(user_context("subventions"), mail.id, sender.id, "fr",
+                                        now=datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+
+    text = "\n".join(document_text(version_docx_bytes(produced.version) or b""))
+    # Made in December, the AR says the decision of June has arisen, not that it will.
+    assert "votre demande a fait l'objet d'une décision implicite (silence vaut acceptation) le 3 juin 2026" in text
+    assert "fera l'objet" not in text
 
 
 def test_acknowledgement_rejection_has_appeal_routes(app_context, restore_templates):
