@@ -159,7 +159,7 @@ def salutation(civility: str, language: str) -> str:
 
 
 def _decision_passed(context: MergeContext) -> str:
-    """Return "oui" or "yes" when the implicit decision arose before the document's date, so a late AR says so."""
+    """Return "oui" or "yes" when the implicit decision arose before the document's date, for the past tense of a late AR."""
     if context.implicit_decision_date is None or context.implicit_decision_date >= context.today:
         return ""
     return "yes" if context.language == "en" else "oui"
