@@ -20,6 +20,7 @@ from app.core.db import run_in_write_transaction
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.organisation.context import UserContext, build_user_context
+from app.organisation.models import UserDepartment
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +79,45 @@ def delegator_context(user: UserContext, absent_user_id: int) -> UserContext:
     raise NotFound()
 
 
-def absences_of(user_id: int) -> list[Absence]:
-    """Return the user's absences and the absences they stand in for, current and future first."""
+def _manages_absences(actor: UserContext) -> bool:
+    """Tell whether the actor manages the absences of the agents of their departments: heads of department do."""
+    return actor.can("statistics") or actor.can("administer")
+
+
+def managed_user_ids(actor: UserContext) -> set[int]:
+    """Return the ids of the agents whose absences the actor may see and declare, the actor included."""
+    if not _manages_absences(actor) or not actor.scope_department_ids:
+        return {actor.user_id}
+    members = db.session.execute(
+        select(UserDepartment.user_id).where(UserDepartment.department_id.in_(sorted(actor.scope_department_ids)))
+    ).scalars()
+    return {actor.user_id, *members}
+
+
+def absences_of(actor: UserContext) -> list[Absence]:
+    """Return the current and future absences of the actor, of those they stand in for and of the agents they manage."""
+    user_ids = sorted(managed_user_ids(actor))
     statement = (
         select(Absence)
-        .where((Absence.user_id == user_id) | (Absence.delegate_id == user_id))
+        .where(Absence.user_id.in_(user_ids) | (Absence.delegate_id == actor.user_id))
         .where(Absence.cancelled.is_(False), Absence.ends_on >= _today())
         .order_by(Absence.starts_on, Absence.id)
     )
     return list(db.session.execute(statement).scalars())
 
 
+def may_declare_for(actor: UserContext, user_id: int) -> bool:
+    """Tell whether the actor may declare or cancel an absence of user ``user_id``: their own, an agent they manage, or any for an administrator."""
+    return user_id == actor.user_id or actor.can("administer") or user_id in managed_user_ids(actor)
+
+
 def declare_absence(
     actor: UserContext, starts_on: date | None, ends_on: date | None, delegate_id: int | None,
     absent_user_id: int | None = None,
 ) -> Absence:
-    """Record an absence of the actor (or, for an administrator, of another agent) with its delegate."""
+    """Record an absence of the actor, or of an agent a head of department manages, with its delegate."""
     user_id = absent_user_id or actor.user_id
-    if user_id != actor.user_id and not actor.can("administer"):
+    if not may_declare_for(actor, user_id):
         raise PermissionDenied()
     errors: dict[str, list[str]] = {}
     if starts_on is None:
@@ -142,11 +164,11 @@ def declare_absence(
 
 
 def cancel_absence(actor: UserContext, absence_id: int) -> None:
-    """Cancel an absence of the actor (or any, for an administrator)."""
+    """Cancel an absence of the actor, or of an agent a head of department manages."""
 
     def write() -> None:
         absence = db.session.get(Absence, absence_id)
-        if absence is None or (absence.user_id != actor.user_id and not actor.can("administer")):
+        if absence is None or not may_declare_for(actor, absence.user_id):
             raise NotFound()
         absence.cancelled = True
 

@@ -9,7 +9,13 @@ from flask import Flask, flash, redirect, request, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import gettext as _
 
-from app.absences.operations import absences_of, cancel_absence, declare_absence, delegator_contexts
+from app.absences.operations import (
+    absences_of,
+    cancel_absence,
+    declare_absence,
+    delegator_contexts,
+    managed_user_ids,
+)
 from app.configuration.operations import current_configuration
 from app.core.errors import ValidationFailed
 from app.core.parsing import ParseError, parse_date, parse_row_id
@@ -42,10 +48,12 @@ class AbsenceView(BaseView):
         if request.method == "POST":
             starts_on, ends_on = _date("starts_on", errors), _date("ends_on", errors)
             delegate = (request.form.get("delegate_id") or "").strip()
+            # A head of department may declare the absence of an agent of their departments, for example when ill.
+            absent = parse_row_id(request.form.get("absent_user_id")) or user.user_id
             try:
                 if errors:
                     raise ValidationFailed(errors)
-                declare_absence(user, starts_on, ends_on, parse_row_id(delegate))
+                declare_absence(user, starts_on, ends_on, parse_row_id(delegate), absent)
             except ValidationFailed as failure:
                 errors = failure.field_errors
                 flash(failure.message, "danger")
@@ -58,10 +66,13 @@ class AbsenceView(BaseView):
             (context, [basket for basket in configuration.baskets.values() if may_open_basket(basket, context)])
             for context in delegator_contexts(user)
         ]
+        people = _assignee_choices()
+        managed = managed_user_ids(user)
         return self.render_template(
-            "absences/index.html", absences=absences_of(user.user_id), user=user, errors=errors,
-            values=request.form, choices=[item for item in _assignee_choices() if item[0] != str(user.user_id)],
-            standing_in_for=standing_in_for, locale=locale_code(),
+            "absences/index.html", absences=absences_of(user), user=user, errors=errors,
+            values=request.form, choices=[item for item in people if item[0]],
+            absent_choices=[item for item in people if item[0] and int(item[0]) in managed] if len(managed) > 1 else [],
+            managed=managed, standing_in_for=standing_in_for, locale=locale_code(),
         )
 
     @expose("/<int:absence_id>/cancel", methods=["POST"])

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.absences.models import Absence
-from app.absences.operations import cancel_absence, declare_absence
+from app.absences.operations import absences_of, cancel_absence, declare_absence
 from app.actions.operations import ActionInput, perform_action
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
@@ -83,6 +83,37 @@ def test_agent_cannot_declare_for_another(app_context):
     with pytest.raises(PermissionDenied):
         declare_absence(user_context("renouvellement"), today, today, user_context("naturalisation").user_id,
                         absent_user_id=user_context("sejour").user_id)
+
+
+def test_head_declares_absence_of_agent(app_context):
+    today = today_in_paris()
+    head, agent = user_context("chef.sejour"), user_context("sejour")
+
+    absence = declare_absence(head, today, today + timedelta(days=4), user_context("renouvellement").user_id,
+                              absent_user_id=agent.user_id)
+
+    assert absence.user_id == agent.user_id
+    assert absence in absences_of(head)
+    assert absence not in absences_of(user_context("subventions"))
+    with pytest.raises(PermissionDenied):
+        declare_absence(head, today, today, agent.user_id, absent_user_id=user_context("subventions").user_id)
+    cancel_absence(head, absence.id)
+    assert db.session.get(Absence, absence.id).cancelled
+
+
+def test_rejected_absence_form_keeps_delegate(app, client_as):
+    delegate_id = user_context_id(app, "naturalisation")
+    client = client_as("sejour")
+    form = client.get("/absences/").get_data(as_text=True)
+
+    page = client.post("/absences/", data={
+        "csrf_token": csrf_token(form), "starts_on": "", "ends_on": "31/12/2026", "delegate_id": str(delegate_id),
+    }).get_data(as_text=True)
+
+    assert f'<option value="{delegate_id}" selected>' in page
+    assert 'id="absent_user_id"' not in page
+    head_page = client_as("chef.sejour").get("/absences/").get_data(as_text=True)
+    assert 'id="absent_user_id"' in head_page
 
 
 def test_delegate_opens_absent_baskets(app, client_as):
