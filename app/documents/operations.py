@@ -29,7 +29,7 @@ from app.attachments.storage import StoredBlob
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
 from app.configuration.specs import TemplateSpec
-from app.core.archives import MAX_UNPACKED_BYTES, ArchiveTooLarge, check_archive_sizes
+from app.core.archives import ArchiveTooLarge, repack_archive
 from app.core.db import run_in_write_transaction
 from app.core.errors import EstafetteError, NotFound, PermissionDenied, ValidationFailed
 from app.core.types import utcnow
@@ -402,13 +402,13 @@ def upload_version(
     if kind == "pdf":
         return add_version(actor, document_id, pdf=data, note=note, convert=False)
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            check_archive_sizes(archive)
-    except ArchiveTooLarge as error:
+        # The .docx is stored as rebuilt within the limits, so that nothing reads the original's members.
+        data = repack_archive(data)
+    except (ArchiveTooLarge, zipfile.BadZipFile, EOFError) as error:
         log.warning("document %s: upload %r rejected: %s", document_id, file_name, error)
         raise ValidationFailed({"file": [str(_l(
-            "The file %(name)s unpacks to more than %(limit)s MB or is compressed in an unusual way:"
-            " save it again from your word processor.", name=file_name or "", limit=MAX_UNPACKED_BYTES // (1024 * 1024),
+            "The file %(name)s is too large once unpacked, damaged or compressed in an unusual way:"
+            " save it again from your word processor.", name=file_name or "",
         ))]}) from None
     return add_version(actor, document_id, docx=data, note=note)
 

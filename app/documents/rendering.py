@@ -20,7 +20,7 @@ from docxtpl import DocxTemplate
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from app.core.archives import check_archive_sizes
+from app.core.archives import repack_archive
 from app.documents.fields import ACKNOWLEDGEMENT_REQUIRED_FIELDS, MERGE_FIELDS
 
 DOCX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -64,9 +64,7 @@ def _open(data: bytes) -> DocxTemplate:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise TemplateInvalid("not_docx")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            check_archive_sizes(archive)
-        return DocxTemplate(io.BytesIO(data))
+        return DocxTemplate(io.BytesIO(repack_archive(data)))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         # ValueError covers ArchiveTooLarge.
         raise TemplateInvalid("not_docx", detail=str(exc)) from None

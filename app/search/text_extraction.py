@@ -2,7 +2,7 @@
 
 Extraction runs in the indexer, after the registration's commit: in the
 web worker when it indexes a form's changes before its response, so a .docx or
-.odt is checked for its unpacked size first (app/core/archives.py). Scanned
+.odt is unpacked within limits first (app/core/archives.py). Scanned
 PDFs and images need OCR (Tesseract), which is slow, so :func:`extract_text`
 only reports them (``needs_ocr``) and :func:`ocr_text` is called later by the
 indexer's OCR pass.
@@ -27,7 +27,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
 
-from app.core.archives import check_archive_sizes
+from app.core.archives import repack_archive
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def _pdf(data: bytes) -> Extraction:
 def _docx(data: bytes) -> str:
     import docx
 
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        check_archive_sizes(archive)
-    document = docx.Document(io.BytesIO(data))
+    document = docx.Document(io.BytesIO(repack_archive(data)))
     parts = [paragraph.text for paragraph in document.paragraphs]
     for table in document.tables:
         for row in table.rows:
@@ -128,8 +126,7 @@ _ODT_TEXT_TAGS = {"p", "h", "span", "list-item"}
 
 
 def _odt(data: bytes) -> str:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        check_archive_sizes(archive)
+    with zipfile.ZipFile(io.BytesIO(repack_archive(data))) as archive:
         root = ElementTree.fromstring(archive.read("content.xml"))
     paragraphs = []
     for element in root.iter():

@@ -290,7 +290,7 @@ def test_version_upload_refuses_docx_bomb(app_context, restore_templates):
         upload_version(agent, produced.document.id, io.BytesIO(buffer.getvalue()), "bombe.docx")
 
     assert "bombe.docx" in refused.value.field_errors["file"][0]
-    assert "256 Mo" in refused.value.field_errors["file"][0]
+    assert "trop volumineux une fois décompressé" in refused.value.field_errors["file"][0]
     assert [version.number for version in produced.document.versions] == [1]
 
 
