@@ -79,19 +79,42 @@ def delegator_context(user: UserContext, absent_user_id: int) -> UserContext:
     raise NotFound()
 
 
-def _manages_absences(actor: UserContext) -> bool:
-    """Tell whether the actor manages the absences of the agents of their departments: heads of department do."""
-    return actor.can("statistics") or actor.can("administer")
+def _headed_scope(actor: UserContext) -> frozenset[int]:
+    """Return the departments the actor heads (``is_head`` membership) with all their sub-departments."""
+    from app.organisation.context import department_scope
+
+    headed = db.session.execute(
+        select(UserDepartment.department_id).where(UserDepartment.user_id == actor.user_id, UserDepartment.is_head.is_(True))
+    ).scalars()
+    return department_scope(frozenset(headed))
 
 
 def managed_user_ids(actor: UserContext) -> set[int]:
-    """Return the ids of the agents whose absences the actor may see and declare, the actor included."""
-    if not _manages_absences(actor) or not actor.scope_department_ids:
+    """Return the ids of the agents whose absences the actor may see and declare, the actor included.
+
+    A head of department manages the agents who belong only to departments
+    they head (or below) and whose permissions are all theirs too: otherwise a
+    head could lend themselves, as a delegate, rights they do not have.
+    """
+    scope = _headed_scope(actor)
+    if not scope:
         return {actor.user_id}
-    members = db.session.execute(
-        select(UserDepartment.user_id).where(UserDepartment.department_id.in_(sorted(actor.scope_department_ids)))
-    ).scalars()
-    return {actor.user_id, *members}
+    rows = db.session.execute(
+        select(UserDepartment.user_id, UserDepartment.department_id).where(
+            UserDepartment.user_id.in_(select(UserDepartment.user_id).where(UserDepartment.department_id.in_(sorted(scope))))
+        )
+    ).all()
+    departments: dict[int, set[int]] = {}
+    for user_id, department_id in rows:
+        departments.setdefault(user_id, set()).add(department_id)
+    managed = {actor.user_id}
+    for user_id, member_of in departments.items():
+        if user_id == actor.user_id or not member_of <= scope:
+            continue
+        agent = db.session.get(User, user_id)
+        if agent is not None and agent.active and build_user_context(agent).permissions <= actor.permissions:
+            managed.add(user_id)
+    return managed
 
 
 def absences_of(actor: UserContext) -> list[Absence]:
@@ -135,6 +158,9 @@ def declare_absence(
         errors["delegate_id"] = [str(_l("Choose the colleague who stands in for you."))]
     elif delegate.id == user_id:
         errors["delegate_id"] = [str(_l("The delegate must be someone else."))]
+    elif user_id != actor.user_id and delegate.id == actor.user_id and not actor.can("administer"):
+        # Standing in for an agent gives the delegate that agent's rights: a head names someone else.
+        errors["delegate_id"] = [str(_l("You cannot be the delegate of an absence you declare for someone else."))]
     if errors:
         raise ValidationFailed(errors)
     assert starts_on is not None and ends_on is not None and delegate is not None

@@ -58,7 +58,10 @@ class AbsenceView(BaseView):
                 errors = failure.field_errors
                 flash(failure.message, "danger")
             else:
-                flash(_("Absence recorded: your delegate sees your baskets during it."), "success")
+                if absent == user.user_id:
+                    flash(_("Absence recorded: your delegate sees your baskets during it."), "success")
+                else:
+                    flash(_("Absence recorded: the delegate sees this agent's baskets during it."), "success")
                 return redirect(url_for("AbsenceView.index"))
 
         configuration = current_configuration()

@@ -101,6 +101,20 @@ def test_head_declares_absence_of_agent(app_context):
     assert db.session.get(Absence, absence.id).cancelled
 
 
+def test_head_cannot_lend_themselves_rights(app_context):
+    today = today_in_paris()
+    head = user_context("chef.sejour")
+    # Named delegate of an agent's absence, the head would see that agent's confidential mail.
+    with pytest.raises(ValidationFailed) as own:
+        declare_absence(head, today, today + timedelta(days=2), head.user_id, absent_user_id=user_context("sejour").user_id)
+    assert "delegate_id" in own.value.field_errors
+    # The administrator belongs to a department the secretary general heads, but holds rights he lacks.
+    general = user_context("secretaire.general")
+    with pytest.raises(PermissionDenied):
+        declare_absence(general, today, today + timedelta(days=2), user_context("cabinet").user_id,
+                        absent_user_id=user_context("admin").user_id)
+
+
 def test_rejected_absence_form_keeps_delegate(app, client_as):
     delegate_id = user_context_id(app, "naturalisation")
     client = client_as("sejour")
