@@ -432,10 +432,7 @@ def _send_batch(reminder_ids: list[int], sweep: _SweepContext) -> dict[int, str]
     today = sweep.now.astimezone(PARIS).date()
     # A reminder "before" or "on" the due date that a sweep reaches only after that date (the
     # scheduler was stopped) would announce the date as still ahead: the late notice covers it.
-    overtaken = {
-        row.id for row in rows
-        if row.kind == "step" and row.due_date < today and _step_when(sweep.configuration, row) in ("before", "on")
-    }
+    overtaken = {row.id for row in rows if _overtaken(row, sweep.configuration, today)}
     to_send = [
         row for row in rows
         if row.mail.status not in closed and row.mail.due_date == row.due_date and row.id not in overtaken
@@ -501,6 +498,18 @@ def _send(reminder: Reminder, recipients: list[int], sweep: _SweepContext) -> di
             "recipients": notified_ids,
         },
     }
+
+
+def _overtaken(reminder: Reminder, configuration: Configuration, today: date) -> bool:
+    """Tell whether a step reminder announces a date already reached: "before" from the due date on, "on" after it.
+
+    A step the plan no longer has is left to be sent, as _step_when() describes it.
+    """
+    plan = configuration.reminder_plans.get(reminder.plan_id or "")
+    if reminder.kind != "step" or plan is None or reminder.step_index is None or reminder.step_index >= len(plan.steps):
+        return False
+    when = plan.steps[reminder.step_index].when
+    return (when == "before" and reminder.due_date <= today) or (when == "on" and reminder.due_date < today)
 
 
 def _step_when(configuration: Configuration, reminder: Reminder) -> str:

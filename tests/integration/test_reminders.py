@@ -159,6 +159,17 @@ def test_sweep_after_downtime_skips_reminders_before_due_date(app_context):
     assert {params.get("when") for params in whens} == {"after"}
 
 
+def test_sweep_on_due_date_skips_reminders_before_it(app_context):
+    mail = register()
+
+    summary = send_due_reminders(after(mail.due_date))
+
+    db.session.expire_all()
+    before = [row for row in reminders(mail.id) if row.kind == "step" and row.step_index in (0, 1)]
+    assert [row.state for row in before] == ["cancelled", "cancelled"]
+    assert summary.sent == 0
+
+
 def test_sweep_before_due_time_sends_nothing(app_context):
     mail = register()
     first = reminders(mail.id)[0]
