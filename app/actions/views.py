@@ -106,7 +106,11 @@ class ActionView(BaseView):
             log.info("action %s on mail %s by %s rejected: %s", action_id, mail_id, user.user_id,
                      message_without_form(failure))
             failed = FailedAction(action_id, request.form, message_without_form(failure))
-            return self.render_template("mail/detail.html", **mail_page_context(user, mail_id), failed_action=failed), 400
+            context = mail_page_context(user, mail_id)
+            if action_id not in {action.id for action in context["actions"]}:
+                # The action is no longer offered, so its form, where the message goes, is not on the page.
+                flash(failed.message, "danger")
+            return self.render_template("mail/detail.html", **context, failed_action=failed), 400
         except (Conflict, ActionNotAllowed) as refusal:
             flash(refusal.message, "warning")
         else:

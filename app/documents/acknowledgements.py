@@ -340,7 +340,8 @@ def send_acknowledgement(actor: UserContext, document_id: int, now: datetime | N
     version_id = version.id
 
     def write() -> Document:
-        target = db.session.get(Document, document_id, populate_existing=True)
+        # Locked on PostgreSQL, so that of two people sending at once the second finds it sent.
+        target = db.session.get(Document, document_id, populate_existing=True, with_for_update=True)
         assert target is not None
         if target.state in ("sent", "cancelled"):
             raise DocumentError(_l("This acknowledgement of receipt was already sent."))

@@ -75,7 +75,8 @@ def send_reply(actor: UserContext, document_id: int, now: datetime | None = None
     moment = now or utcnow()
 
     def write() -> Document:
-        target = db.session.get(Document, document_id, populate_existing=True)
+        # Locked on PostgreSQL, so that of two people sending at once the second finds it sent.
+        target = db.session.get(Document, document_id, populate_existing=True, with_for_update=True)
         assert target is not None
         if target.state != "signed":
             raise DocumentError(_l("This reply was already sent."))

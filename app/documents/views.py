@@ -150,7 +150,8 @@ class DocumentView(BaseView):
             return _back(document.mail_id)
         mail = document.mail
         extension = "pdf" if sent.content_type == PDF_CONTENT_TYPE else "docx"
-        title = document.title if reply else _("Acknowledgement of receipt")
+        # A slash in a title would read as a directory in the download's name.
+        title = document.title.replace("/", "-") if reply else _("Acknowledgement of receipt")
         name = f"{title} {mail.chrono.replace('/', '-')}.{extension}"
         return _file_response(sent.content or b"", sent.content_type or PDF_CONTENT_TYPE, name)
 

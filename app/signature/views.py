@@ -239,7 +239,11 @@ class SignatureView(BaseView):
 
             log.info("circuit start on mail %s rejected for user %s: %s", mail_id, user.user_id, _error_text(failure))
             g.estafette_rejected_circuit_form = RejectedCircuitForm(request.form, _error_text(failure))
-            return self.render_template("mail/detail.html", **mail_page_context(user, mail_id)), 400
+            context = mail_page_context(user, mail_id)
+            if not signature_panel(context["mail"]).get("may_start"):
+                # The form, where the message goes, is no longer on the page.
+                flash(_error_text(failure), "danger")
+            return self.render_template("mail/detail.html", **context), 400
         except (Conflict, CircuitRefused, FrozenDocumentChanged, DocumentError, PdfUnavailable) as refusal:
             flash(refusal.message, "warning")
         else:

@@ -411,6 +411,15 @@ def test_rejected_action_form_keeps_values(app, client_as):
     assert '<option value="DMI-SN" selected>' in page
     with app.app_context():
         assert [entry.event for entry in _history(mail_id)] == ["registered"]
+        loaded_at = db.session.get(Mail, mail_id).row_version
+        # A colleague acts meanwhile: the form sent again must still carry the version it was loaded at.
+        _act("chef.sejour", mail_id, "qualify")
+    again = client.post(f"/mail/{mail_id}/action/ask_opinion", data={
+        "csrf_token": token, "row_version": str(loaded_at), "opinion_department": "DMI-SN",
+        "opinion_due_date": "32/13/2026",
+    }).get_data(as_text=True)
+    form = again[again.index('id="action-ask_opinion"'):]
+    assert f'name="row_version" value="{loaded_at}"' in form[:form.index("</form>")]
 
 
 def test_history_names_people_and_departments(app, client_as):

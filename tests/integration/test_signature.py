@@ -265,6 +265,7 @@ def test_signed_reply_sent_by_email_closes_mail(app_context):
 def test_signed_reply_printed_without_address(app_context, client_as):
     mail_id = register_residence_request()
     document_id = _signed_reply(mail_id)
+    db.session.get(Document, document_id).title = "Réponse n° 2026/14"
     db.session.commit()
     client = client_as("sejour")
     page = html.unescape(client.get(f"/mail/{mail_id}").get_data(as_text=True))
@@ -275,6 +276,7 @@ def test_signed_reply_printed_without_address(app_context, client_as):
 
     assert response.status_code == 200
     assert response.data.startswith(b"%PDF")
+    assert "R%C3%A9ponse%20n%C2%B0%202026-14%20" in response.headers["Content-Disposition"]
     assert db.session.get(Mail, mail_id, populate_existing=True).status == "closed"
     after = html.unescape(client.get(f"/mail/{mail_id}").get_data(as_text=True))
     assert "Réponse signée imprimée pour l'envoi postal" in after
