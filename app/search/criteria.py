@@ -107,8 +107,9 @@ def department_facet(counts: dict[str, int], size: int) -> list[tuple[str, int]]
     so each department's count adds the counts of its sub-departments found
     in ``counts``: the count shown is the number of results its link gives.
     """
-    if not counts:
-        return []
+    if len(counts) <= 1:
+        # One department has no other below it to add: the department table is not read.
+        return list(counts.items())[:size]
     paths = {str(row.id): row.path for row in db.session.execute(select(Department.id, Department.path))}
     rolled = {}
     for value, count in counts.items():

@@ -278,3 +278,25 @@ def test_department_facet_counts_sub_departments(search_backend):  # noqa: F811
     for value, count in facet.items():
         # The facet's link filters on the department with its sub-departments.
         assert _admin_search(search_backend, department=codes[value], page_size=100).total == count, codes[value]
+
+
+def test_department_facet_of_one_department_reads_nothing(app_context):
+    from sqlalchemy import event
+
+    from app.search.criteria import department_facet
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        single = department_facet({"7": 1}, 10)
+        empty = department_facet({}, 10)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    assert single == [("7", 1)]
+    assert empty == []
+    assert statements == []
