@@ -64,7 +64,7 @@ class EmailMessage(Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
     to_address: Mapped[str] = mapped_column(String(320), nullable=False)
-    # Where the recipient's answer goes: the handling department's address for e-mails to correspondents.
+    # Address for the recipient's reply: the handling department's, for e-mails to correspondents.
     reply_to: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(8), nullable=False)
     subject: Mapped[str] = mapped_column(Text, nullable=False)

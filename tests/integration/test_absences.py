@@ -108,7 +108,7 @@ def test_head_cannot_lend_themselves_rights(app_context):
     with pytest.raises(ValidationFailed) as own:
         declare_absence(head, today, today + timedelta(days=2), head.user_id, absent_user_id=user_context("sejour").user_id)
     assert "delegate_id" in own.value.field_errors
-    # The administrator belongs to a department the secretary general heads, but holds rights he lacks.
+    # The administrator belongs to a department the secretary general heads, but has rights he lacks.
     general = user_context("secretaire.general")
     with pytest.raises(PermissionDenied):
         declare_absence(general, today, today + timedelta(days=2), user_context("cabinet").user_id,

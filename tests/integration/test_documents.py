@@ -367,7 +367,7 @@ def test_late_acknowledgement_says_decision_arose(app_context, restore_templates
                                         now=datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
 
     text = "\n".join(document_text(version_docx_bytes(produced.version) or b""))
-    # Made in December, the AR says the decision of June has arisen, not that it will.
+    # Made in December, the AR states that the decision of June has arisen, not that it will.
     assert "votre demande a fait l'objet d'une décision implicite (silence vaut acceptation) le 3 juin 2026" in text
     assert "fera l'objet" not in text
 
@@ -432,7 +432,7 @@ def test_acknowledgement_sent_by_email(app_context, restore_templates):
     assert len(to_sender) == 1
     message = to_sender[0]
     assert mail.chrono in message["Subject"]
-    # The sender's answer goes to the handling department, not to the portal's sending address.
+    # The sender's reply goes to the handling department, not to the portal's sending address.
     assert message["Reply-To"] == mail.handling_department.email
     assert message["Reply-To"]
     attachments = list(message.iter_attachments())
