@@ -662,10 +662,12 @@ class RegisterFilter:
     category: str | None = None
     arrival_from: date | None = None
     arrival_to: date | None = None
+    status: str | None = None
+    # The handling department and every department below it.
+    department_ids: list[int] | None = None
 
 
-def register_page(user: UserContext, filters: RegisterFilter, page: int, page_size: int) -> tuple[list[Mail], int]:
-    """Return one page of the visible register, newest number first, and the total count."""
+def _register_condition(user: UserContext, filters: RegisterFilter) -> ColumnElement[bool]:
     conditions = [visible_mail_clause(user)]
     if filters.mail_type:
         conditions.append(Mail.mail_type == filters.mail_type)
@@ -675,7 +677,16 @@ def register_page(user: UserContext, filters: RegisterFilter, page: int, page_si
         conditions.append(Mail.arrival_date >= filters.arrival_from)
     if filters.arrival_to:
         conditions.append(Mail.arrival_date <= filters.arrival_to)
-    condition = and_(*conditions)
+    if filters.status:
+        conditions.append(Mail.status == filters.status)
+    if filters.department_ids is not None:
+        conditions.append(Mail.handling_department_id.in_(filters.department_ids))
+    return and_(*conditions)
+
+
+def register_page(user: UserContext, filters: RegisterFilter, page: int, page_size: int) -> tuple[list[Mail], int]:
+    """Return one page of the visible register, newest number first, and the total count."""
+    condition = _register_condition(user, filters)
     total = int(db.session.execute(select(func.count()).select_from(Mail).where(condition)).scalar_one())
     statement = (
         select(Mail).where(condition)
@@ -683,6 +694,26 @@ def register_page(user: UserContext, filters: RegisterFilter, page: int, page_si
         .limit(page_size).offset((max(1, page) - 1) * page_size)
     )
     return list(db.session.execute(statement).scalars()), total
+
+
+def register_rows(user: UserContext, filters: RegisterFilter, limit: int) -> list[Any]:
+    """Return at most ``limit`` rows of the visible register for an export, newest first.
+
+    Each row has the number, category, type, subject, arrival and due dates,
+    status, the handling department's code and the assignee's name.
+    """
+    from flask_appbuilder.security.sqla.models import User
+
+    statement = (
+        select(Mail.chrono, Mail.category, Mail.mail_type, Mail.subject, Mail.arrival_date, Mail.due_date,
+               Mail.status, Department.code, User.first_name, User.last_name)
+        .join(Department, Department.id == Mail.handling_department_id)
+        .outerjoin(User, User.id == Mail.assignee_id)
+        .where(_register_condition(user, filters))
+        .order_by(Mail.arrival_date.desc(), Mail.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(statement))
 
 
 def basket_column_labels() -> dict[str, str]:

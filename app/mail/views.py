@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from flask import Flask, flash, redirect, request, url_for
+from flask import Flask, Response, flash, redirect, request, url_for
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.absences.operations import delegator_context
 from app.actions.views import action_panel_context
-from app.attachments.filenames import safe_display_name
+from app.attachments.filenames import content_disposition, safe_display_name
 from app.attachments.operations import Upload
 from app.configuration.loader import Configuration
 from app.configuration.operations import current_configuration
@@ -27,7 +27,14 @@ from app.core.parsing import ParseError, parse_date, parse_row_id
 from app.correspondents.models import Correspondent
 from app.correspondents.operations import CorrespondentInput, DuplicateCorrespondent
 from app.extensions import db
-from app.mail.baskets import BasketPage, RegisterFilter, basket_column_labels, basket_page, register_page
+from app.mail.baskets import (
+    BasketPage,
+    RegisterFilter,
+    basket_column_labels,
+    basket_page,
+    register_page,
+    register_rows,
+)
 from app.mail.fields import date_error_message, display_value
 from app.mail.forms import (
     CHANNEL_CHOICES,
@@ -40,7 +47,7 @@ from app.mail.forms import (
 from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import AlreadyRegistered, Registration, SubmissionReused, register_mail
 from app.mail.visibility import can_see
-from app.organisation.context import UserContext
+from app.organisation.context import UserContext, department_scope
 from app.organisation.models import Department, UserDepartment
 from app.portal.access import login_required, require_user
 from app.portal.paging import requested_page
@@ -154,6 +161,41 @@ def history_labels(entries: list[HistoryEntry], locale: str) -> dict[str, str]:
     )
     labels.update({username: f"{first} {last}".strip() or username for username, first, last in people})
     return labels
+
+
+# Mails in one export of the register: about 10 MB of CSV.
+REGISTER_EXPORT_MAX_ROWS = 50_000
+
+
+def _register_filters(configuration: Configuration) -> tuple[RegisterFilter, dict[str, str]]:
+    """Read the register's filters from the query string, with a message per invalid one."""
+    errors: dict[str, str] = {}
+    filters = RegisterFilter(
+        mail_type=request.args.get("mail_type") or None,
+        category=request.args.get("category") or None,
+        status=request.args.get("status") or None,
+    )
+    for name in ("arrival_from", "arrival_to"):
+        typed = (request.args.get(name) or "").strip()
+        if typed:
+            try:
+                setattr(filters, name, parse_date(typed))
+            except ParseError:
+                errors[name] = _("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")
+    if filters.arrival_from and filters.arrival_to and filters.arrival_from > filters.arrival_to:
+        errors["arrival_to"] = _("The end date is before the start date.")
+    if filters.mail_type and filters.mail_type not in configuration.mail_types:
+        errors["mail_type"] = _("Unknown mail type.")
+    if filters.status and filters.status not in configuration.statuses:
+        errors["status"] = _("Unknown status.")
+    code = request.args.get("department") or None
+    if code:
+        department = db.session.execute(select(Department).where(Department.code == code)).scalar_one_or_none()
+        if department is None:
+            errors["department"] = _("Unknown department.")
+        else:
+            filters.department_ids = sorted(department_scope(frozenset({department.id})))
+    return filters, errors
 
 
 def mail_page_context(user: UserContext, mail_id: int) -> dict[str, Any]:
@@ -427,39 +469,65 @@ class MailView(BaseView):
     @expose("/list")
     @login_required
     def register_list(self) -> Any:
-        """List every visible mail, filtered by type, category and arrival dates.
+        """List every visible mail, filtered by type, category, status, department and arrival dates.
 
         Dates are typed dd/mm/yyyy and kept verbatim in the query string, so
         paging and reloading never re-read them another way.
         """
         user = require_user()
         configuration = current_configuration()
-        errors: dict[str, str] = {}
-        filters = RegisterFilter(
-            mail_type=request.args.get("mail_type") or None,
-            category=request.args.get("category") or None,
-        )
-        for name in ("arrival_from", "arrival_to"):
-            typed = (request.args.get(name) or "").strip()
-            if typed:
-                try:
-                    setattr(filters, name, parse_date(typed))
-                except ParseError:
-                    errors[name] = _("Invalid date: use the format dd/mm/yyyy, e.g. 31/12/2026.")
-        if filters.arrival_from and filters.arrival_to and filters.arrival_from > filters.arrival_to:
-            errors["arrival_to"] = _("The end date is before the start date.")
-        if filters.mail_type and filters.mail_type not in configuration.mail_types:
-            errors["mail_type"] = _("Unknown mail type.")
-
+        filters, errors = _register_filters(configuration)
         page = requested_page()
         size = int(self._page_size())
         items, total = ([], 0) if errors else register_page(user, filters, page, size)
         arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+        locale = locale_code()
         return self.render_template(
             "mail/register_list.html", items=items, total=total, page=page,
             pages=max(1, -(-total // size)), errors=errors, arguments=arguments,
-            configuration=configuration, locale=locale_code(), today=date.today(),
+            configuration=configuration, locale=locale, today=date.today(),
+            department_choices=_department_choices(locale), export_limit=REGISTER_EXPORT_MAX_ROWS,
         )
+
+    @expose("/list/export.csv")
+    @login_required
+    def register_export(self) -> Any:
+        """Download the visible register under the list's filters as CSV, at most REGISTER_EXPORT_MAX_ROWS mails."""
+        from app.statistics.exports import Table, table_csv
+
+        user = require_user()
+        configuration = current_configuration()
+        filters, errors = _register_filters(configuration)
+        arguments = {key: value for key, value in request.args.items() if key != "page" and value}
+        if errors:
+            return redirect(url_for("MailView.register_list", **arguments))
+        rows = register_rows(user, filters, REGISTER_EXPORT_MAX_ROWS + 1)
+        if len(rows) > REGISTER_EXPORT_MAX_ROWS:
+            flash(_("The export is limited to %(limit)s mails: narrow the filters, for example the arrival dates.",
+                    limit=f"{REGISTER_EXPORT_MAX_ROWS:,}".replace(",", "\u202f")), "warning")
+            return redirect(url_for("MailView.register_list", **arguments))
+        locale = locale_code()
+        categories = {"incoming": _("Incoming mail"), "outgoing": _("Outgoing mail"), "internal": _("Internal memos")}
+        table = Table(
+            id="register", title=_("Mail register"),
+            headings=[_("Number"), _("Category"), _("Type"), _("Subject"), _("Arrival"), _("Due date"), _("Status"),
+                      _("Department"), _("Assignee")],
+            rows=[
+                [row.chrono, categories.get(row.category, row.category),
+                 configuration.mail_types[row.mail_type].labels.get(locale) if row.mail_type in configuration.mail_types
+                 else row.mail_type,
+                 row.subject, row.arrival_date, row.due_date,
+                 configuration.statuses[row.status].labels.get(locale) if row.status in configuration.statuses
+                 else row.status,
+                 row.code, f"{row.first_name or ''} {row.last_name or ''}".strip()]
+                for row in rows
+            ],
+        )
+        log.info("register export of %s mails by user %s", len(rows), user.user_id)
+        response = Response(table_csv(table), content_type="text/csv; charset=utf-8")
+        name = _("register")
+        response.headers["Content-Disposition"] = content_disposition(f"{name}-{date.today().isoformat()}.csv", "attachment")
+        return response
 
     @staticmethod
     def _page_size() -> int:

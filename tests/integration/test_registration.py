@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.attachments.models import Attachment
 from app.attachments.operations import Upload, content_store
@@ -716,6 +716,68 @@ def test_register_filter_keeps_french_dates(client_as, app):
     assert re.findall(r'class="arrival">([^<]+)<', again) == ["12/02/2026", "03/02/2026"]
     iso = client.get("/mail/list", query_string={"arrival_from": "2026-02-03", "arrival_to": "2026-02-12"}).get_data(as_text=True)
     assert re.findall(r'class="arrival">([^<]+)<', iso) == ["12/02/2026", "03/02/2026"]
+
+
+def test_register_filters_status_department_and_exports(client_as, app):
+    with app.app_context():
+        clerk = user_context("courrier")
+        residence = register_mail(clerk, _residence_request(
+            subject="=HYPERLINK(\"http://x\") Demande", correspondent=CorrespondentInput(last_name="Martin", confirm_new=True)))
+        residence_chrono = residence.chrono
+        other = register_mail(clerk, _residence_request(
+            subject="Demande du bureau voisin", handling_department="DMI-SSE-BRT",
+            correspondent=CorrespondentInput(last_name="Martin", confirm_new=True)))
+        other_id, other_chrono = other.id, other.chrono
+        db.session.execute(update(Mail).where(Mail.id == other_id).values(status="in_progress"))
+        db.session.commit()
+    client = client_as("chef.sejour")
+
+    by_department = client.get("/mail/list", query_string={"department": "DMI-SSE-BPT"}).get_data(as_text=True)
+    by_status = client.get("/mail/list", query_string={"status": "in_progress"}).get_data(as_text=True)
+    unknown = client.get("/mail/list", query_string={"department": "NOPE"}).get_data(as_text=True)
+    export = client.get("/mail/list/export.csv", query_string={"department": "DMI-SSE"})
+
+    assert residence_chrono in by_department
+    assert other_chrono not in by_department
+    assert other_chrono in by_status
+    assert residence_chrono not in by_status
+    assert 'data-error-for="department"' in unknown
+    assert export.status_code == 200
+    text = export.get_data().decode("utf-8-sig")
+    assert text.splitlines()[0] == "N° chrono;Catégorie;Type;Objet;Arrivée;Date limite de traitement;Statut;Service;Attributaire"
+    assert residence_chrono in text
+    assert other_chrono in text
+    # A subject starting with "=" is written as text, never as a spreadsheet formula.
+    assert "'=HYPERLINK" in text
+
+
+def test_register_export_shows_only_visible_mail(client_as, app):
+    with app.app_context():
+        hidden = register_mail(user_context("courrier"), _residence_request(
+            confidential=True, correspondent=CorrespondentInput(last_name="Martin", confirm_new=True)))
+        chrono = hidden.chrono
+
+    text = client_as("subventions").get("/mail/list/export.csv").get_data().decode("utf-8-sig")
+
+    assert chrono not in text
+
+
+def test_register_export_over_limit_refused(client_as, app, monkeypatch):
+    from app.mail import views
+
+    with app.app_context():
+        for _ in range(2):
+            register_mail(user_context("courrier"), _residence_request(
+                correspondent=CorrespondentInput(last_name="Martin", confirm_new=True)))
+    monkeypatch.setattr(views, "REGISTER_EXPORT_MAX_ROWS", 1)
+    client = client_as("chef.sejour")
+
+    response = client.get("/mail/list/export.csv", query_string={"category": "incoming"})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert response.status_code == 302
+    assert "category=incoming" in response.headers["Location"]
+    assert "L&#39;export est limité à 1 courriers" in page
 
 
 def test_register_filter_rejects_bad_date(client_as):
