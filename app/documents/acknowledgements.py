@@ -517,8 +517,14 @@ def pending_count(actor: UserContext) -> int:
     return len(_pending_for_print(actor, current_configuration()))
 
 
+def pending_for_print(actor: UserContext) -> list[tuple[Mail, Correspondent]]:
+    """Return the (mail, sender) pairs whose ARs ``print_pending`` would print for the actor now, oldest arrival first."""
+    return _pending_for_print(actor, current_configuration())
+
+
 __all__ = [
     "AcknowledgementIncomplete", "PrintBatch", "Sent", "acknowledgement_clause", "acknowledgement_of",
-    "check_mentions", "generate_acknowledgement", "pending_count", "print_pending", "send_acknowledgement",
+    "check_mentions", "generate_acknowledgement", "pending_count", "pending_for_print", "print_pending",
+    "send_acknowledgement",
     "types_needing_acknowledgement",
 ]

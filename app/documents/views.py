@@ -20,7 +20,7 @@ from app.documents.acknowledgements import (
     Sent,
     acknowledgement_of,
     generate_acknowledgement,
-    pending_count,
+    pending_for_print,
     print_pending,
     send_acknowledgement,
 )
@@ -192,8 +192,9 @@ class DocumentView(BaseView):
         if not user.can("process") and not user.can("administer"):
             raise PermissionDenied()
         if request.method == "GET":
+            pending = pending_for_print(user)
             return self.render_template(
-                "documents/print.html", pending=pending_count(user), soffice=soffice_binary() is not None,
+                "documents/print.html", pending=len(pending), pending_items=pending, soffice=soffice_binary() is not None,
             )
         try:
             batch = print_pending(user, request.form.get("language", "fr"))

@@ -152,11 +152,15 @@ def test_template_upload_needs_administrator(client_as):
 
 def test_print_page_counts_pending(app, client_as):
     with app.app_context():
-        _grant_request(date(2026, 11, 20))
-        _grant_request(date(2026, 11, 20), email="comite@example.org")
+        by_post = _grant_request(date(2026, 11, 20)).id
+        by_email = _grant_request(date(2026, 11, 20), email="comite@example.org").id
         db.session.remove()
     page = client_as("subventions").get("/documents/acknowledgements/print").get_data(as_text=True)
     assert '<strong id="pending-count">1</strong>' in page
+    # The page lists the mails it prints for.
+    assert f'<tr data-mail="{by_post}">' in page
+    assert f'data-mail="{by_email}"' not in page
+    assert "Comité des fêtes" in page
     assert client_as("courrier").get("/documents/acknowledgements/print").status_code == 403
 
 
