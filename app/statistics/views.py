@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from app.attachments.filenames import content_disposition
 from app.configuration.operations import current_configuration
 from app.core.errors import PermissionDenied, ValidationFailed
 from app.extensions import db
@@ -83,8 +84,14 @@ def _download(content: bytes, name: str, fmt: str) -> Response:
     content_type = ("text/csv; charset=utf-8" if fmt == "csv"
                     else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response = Response(content, content_type=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    response.headers["Content-Disposition"] = content_disposition(f"{name}.{fmt}", "attachment")
     return response
+
+
+def _file_stem(title: str, filters: Any) -> str:
+    """Return an export's file name without extension, in the user's language: "statistiques - <table> - <dates>"."""
+    prefix = _("statistics")
+    return f"{prefix} - {title} - {filters.start.isoformat()} - {filters.end.isoformat()}"
 
 
 def _export(table: Table, fmt: str, name: str) -> Response:
@@ -133,7 +140,7 @@ class StatisticsView(BaseView):
         tables = build_tables(_dashboard(user, filters), specs, locale_code())
         if table_id not in tables:
             abort(404)
-        return _export(tables[table_id], fmt, f"statistics-{table_id}-{filters.start.isoformat()}-{filters.end.isoformat()}")
+        return _export(tables[table_id], fmt, _file_stem(tables[table_id].title, filters))
 
     @expose("/mail")
     @login_required
@@ -185,7 +192,7 @@ class StatisticsView(BaseView):
         table = Table(indicator, indicator_label(indicator),
                       [_("Number"), _("Type"), _("Subject"), _("Arrival"), _("Due date"), _("Closed"), _("Status"),
                        _("Department")], rows)
-        return _export(table, fmt, f"statistics-{indicator}-{filters.start.isoformat()}-{filters.end.isoformat()}")
+        return _export(table, fmt, _file_stem(table.title, filters))
 
     @expose("/report")
     @login_required

@@ -543,6 +543,8 @@ def test_csv_for_french_excel(app, dataset, client_as):
     data = response.get_data()
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert data.startswith("\ufeff".encode())
+    # The file is named in the user's language, after the table's title.
+    assert "filename*=UTF-8''statistiques%20-%20" in response.headers["Content-Disposition"]
     lines = data.decode("utf-8-sig").splitlines()
     assert lines[0].count(";") == 3
     first = lines[1].split(";")
