@@ -638,6 +638,15 @@ def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple
     return counts
 
 
+def counts_for_user(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
+    """Return the capped count of every basket ``user`` may open, kept a few seconds per user.
+
+    Unlike basket_counts(), it keeps nothing in the request, so it serves
+    another user than the one logged in, such as an absent agent.
+    """
+    return cached_counts(user, configuration.version, _today(), lambda: compute_basket_counts(user, configuration))
+
+
 def compute_basket_counts(user: UserContext, configuration: Configuration) -> list[tuple[BasketSpec, int]]:
     """Count every basket the user may open, capped at MENU_COUNT_CAP, in one statement and without cache."""
     baskets = [

@@ -20,18 +20,14 @@ class HomeView(IndexView):
             return redirect(url_for("AuthDBView.login"))
         from app.absences.operations import delegator_contexts
         from app.configuration.operations import current_configuration
-        from app.mail.baskets import may_open_basket
+        from app.mail.baskets import counts_for_user
         from app.portal.access import require_user
 
         user = require_user()
         configuration = current_configuration()
         registrable = [spec for spec in configuration.mail_types.values() if user.can_register(spec.id)]
-        # The baskets of the absent agents whose delegate this user is today, as on the absences page.
-        standing_in_for = [
-            (context, sorted((basket for basket in configuration.baskets.values() if may_open_basket(basket, context)),
-                             key=lambda basket: basket.order))
-            for context in delegator_contexts(user)
-        ]
+        # The baskets of the absent agents whose delegate this user is today, with their counts.
+        standing_in_for = [(context, counts_for_user(context, configuration)) for context in delegator_contexts(user)]
         return self.render_template(self.index_template, registrable=registrable, no_department=not user.department_ids,
                                     standing_in_for=standing_in_for)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -156,6 +157,10 @@ def test_delegate_opens_absent_baskets(app, client_as):
     home = delegate.get("/").get_data(as_text=True)
     assert f'data-absent="{sejour_id}"' in home
     assert f'href="/mail/basket/to_process?for={sejour_id}"' in home
+    # The absent agent's baskets show their counts, the confidential mail included.
+    count = re.search(r'data-count="to_process">(\d+)<', home)
+    assert count is not None
+    assert int(count.group(1)) >= 1
     assert delegate.get(f"/mail/{mail_id}").status_code == 200
     assert client_as("renouvellement").get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404
 
