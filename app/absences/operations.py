@@ -8,7 +8,9 @@ such actions as "delegate on behalf of absent agent".
 from __future__ import annotations
 
 import logging
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import g, has_request_context
 from flask_appbuilder.security.sqla.models import User
@@ -23,6 +25,8 @@ from app.organisation.context import UserContext, build_user_context
 from app.organisation.models import UserDepartment
 
 log = logging.getLogger(__name__)
+
+PARIS = ZoneInfo("Europe/Paris")
 
 # Longest absence one declaration may cover; a longer one is a typing error in the year.
 MAX_ABSENCE_DAYS = 366
@@ -200,3 +204,54 @@ def cancel_absence(actor: UserContext, absence_id: int) -> None:
 
     run_in_write_transaction(write, "cancel absence")
     log.info("absence %s cancelled by %s", absence_id, actor.display_name)
+
+
+# Days after the end of an absence during which the home page sums up what the delegate did.
+RETURN_SUMMARY_DAYS = 7
+# Mails named in one summary; the count covers them all.
+RETURN_SUMMARY_MAILS = 10
+
+
+@dataclass(frozen=True)
+class DelegationSummary:
+    """What was done on an agent's behalf during one absence that has just ended."""
+
+    absence: Absence
+    actions: int
+    # (mail id, registration number) of the mails acted on, at most RETURN_SUMMARY_MAILS, latest first.
+    mails: list[tuple[int, str]]
+    # True when more mails were acted on than ``mails`` names.
+    more: bool = False
+
+
+def return_summaries(user: UserContext, today: date | None = None) -> list[DelegationSummary]:
+    """Return, for each absence of ``user`` ended in the last RETURN_SUMMARY_DAYS days, what was done on their behalf."""
+    from app.mail.models import HistoryEntry, Mail
+
+    today = today or _today()
+    ended = list(db.session.execute(
+        select(Absence).where(
+            Absence.user_id == user.user_id, Absence.cancelled.is_(False),
+            Absence.ends_on < today, Absence.ends_on >= today - timedelta(days=RETURN_SUMMARY_DAYS),
+        ).order_by(Absence.starts_on)
+    ).scalars())
+    summaries = []
+    for absence in ended:
+        start = datetime.combine(absence.starts_on, time.min, PARIS)
+        end = datetime.combine(absence.ends_on + timedelta(days=1), time.min, PARIS)
+        rows = db.session.execute(
+            select(HistoryEntry.mail_id, Mail.chrono)
+            .join(Mail, Mail.id == HistoryEntry.mail_id)
+            .where(HistoryEntry.on_behalf_of_id == user.user_id, HistoryEntry.at >= start, HistoryEntry.at < end)
+            .order_by(HistoryEntry.at.desc())
+        ).all()
+        if not rows:
+            continue
+        mails: dict[int, str] = {}
+        for mail_id, chrono in rows:
+            mails.setdefault(mail_id, chrono)
+        named = list(mails.items())
+        summaries.append(DelegationSummary(
+            absence, len(rows), named[:RETURN_SUMMARY_MAILS], more=len(named) > RETURN_SUMMARY_MAILS,
+        ))
+    return summaries

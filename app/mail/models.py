@@ -183,6 +183,11 @@ class HistoryEntry(Model):
     """The legal audit trail (historique) of a mail: who did what, when, for whom."""
 
     __tablename__ = "history_entry"
+    __table_args__ = (
+        # What delegates did on an agent's behalf, for the summary shown when the agent comes back (migration 0021).
+        Index("ix_history_entry_on_behalf_of", "on_behalf_of_id", "at", postgresql_where=text("on_behalf_of_id IS NOT NULL"),
+              sqlite_where=text("on_behalf_of_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     mail_id: Mapped[int] = mapped_column(ForeignKey("mail.id", ondelete="CASCADE"), index=True)

@@ -18,7 +18,7 @@ class HomeView(IndexView):
     def index(self) -> Any:
         if not current_user or not current_user.is_authenticated:
             return redirect(url_for("AuthDBView.login"))
-        from app.absences.operations import delegator_contexts
+        from app.absences.operations import delegator_contexts, return_summaries
         from app.configuration.operations import current_configuration
         from app.mail.baskets import counts_for_user
         from app.portal.access import require_user
@@ -29,7 +29,7 @@ class HomeView(IndexView):
         # The baskets of the absent agents whose delegate this user is today, with their counts.
         standing_in_for = [(context, counts_for_user(context, configuration)) for context in delegator_contexts(user)]
         return self.render_template(self.index_template, registrable=registrable, no_department=not user.department_ids,
-                                    standing_in_for=standing_in_for)
+                                    standing_in_for=standing_in_for, return_summaries=return_summaries(user))
 
 
 def register(app: Flask, appbuilder: AppBuilder) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -9,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from app.absences.models import Absence
-from app.absences.operations import absences_of, cancel_absence, declare_absence
+from app.absences.operations import absences_of, cancel_absence, declare_absence, return_summaries
 from app.actions.operations import ActionInput, perform_action
 from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
-from app.mail.models import HistoryEntry
+from app.mail.models import HistoryEntry, Mail
 from app.mail.operations import today_in_paris
 from tests.conftest import confidential_for_sejour, csrf_token, user_context
 
@@ -163,6 +164,44 @@ def test_delegate_opens_absent_baskets(app, client_as):
     assert int(count.group(1)) >= 1
     assert delegate.get(f"/mail/{mail_id}").status_code == 200
     assert client_as("renouvellement").get(f"/mail/basket/to_process?for={sejour_id}").status_code == 404
+
+
+def test_returning_agent_sees_what_was_done(app, client_as):
+    with app.app_context():
+        mail_id = confidential_for_sejour()
+        today = today_in_paris()
+        absence = _absence(starts_in=0, days=2)
+        perform_action(user_context("naturalisation"), mail_id, "qualify", ActionInput())
+        chrono = db.session.execute(select(Mail.chrono).where(Mail.id == mail_id)).scalar_one()
+        absence_id = absence.id
+        summaries_during = return_summaries(user_context("sejour"), today)
+        summaries_after = return_summaries(user_context("sejour"), today + timedelta(days=3))
+        summaries_later = return_summaries(user_context("sejour"), today + timedelta(days=20))
+
+    assert summaries_during == []
+    assert [(item.absence.id, item.actions, item.mails) for item in summaries_after] == [(absence_id, 1, [(mail_id, chrono)])]
+    assert summaries_later == []
+
+
+def test_home_page_sums_up_the_absence(app, client_as):
+    from datetime import UTC, datetime, time
+
+    with app.app_context():
+        mail_id = confidential_for_sejour()
+        sejour, delegate = user_context("sejour"), user_context("naturalisation")
+        ended = today_in_paris() - timedelta(days=2)
+        db.session.add(Absence(user_id=sejour.user_id, delegate_id=delegate.user_id,
+                               starts_on=ended - timedelta(days=3), ends_on=ended))
+        db.session.add(HistoryEntry(mail_id=mail_id, at=datetime.combine(ended, time(10, 0), UTC), actor_id=delegate.user_id,
+                                    on_behalf_of_id=sejour.user_id, event="qualify", details={}))
+        db.session.commit()
+        chrono = db.session.execute(select(Mail.chrono).where(Mail.id == mail_id)).scalar_one()
+
+    home = html.unescape(client_as("sejour").get("/").get_data(as_text=True))
+
+    assert "Pendant votre absence du" in home
+    assert f"{delegate.display_name} a agi 1 fois pour votre compte" in home
+    assert f'href="/mail/{mail_id}">{chrono}</a>' in home
 
 
 def user_context_id(app, username: str) -> int:
