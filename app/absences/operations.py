@@ -214,7 +214,7 @@ RETURN_SUMMARY_MAILS = 10
 
 @dataclass(frozen=True)
 class DelegationSummary:
-    """What was done on an agent's behalf during one absence that has just ended."""
+    """Summary of the actions taken on an agent's behalf during one absence that has just ended."""
 
     absence: Absence
     actions: int
