@@ -121,9 +121,12 @@ def managed_user_ids(actor: UserContext) -> set[int]:
     return managed
 
 
-def absences_of(actor: UserContext) -> list[Absence]:
-    """Return the current and future absences of the actor, of those they stand in for and of the agents they manage."""
-    user_ids = sorted(managed_user_ids(actor))
+def absences_of(actor: UserContext, managed: set[int] | None = None) -> list[Absence]:
+    """Return the current and future absences of the actor, of those they stand in for and of the agents they manage.
+
+    ``managed`` spares computing managed_user_ids() again when the caller has it.
+    """
+    user_ids = sorted(managed if managed is not None else managed_user_ids(actor))
     statement = (
         select(Absence)
         .where(Absence.user_id.in_(user_ids) | (Absence.delegate_id == actor.user_id))

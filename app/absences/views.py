@@ -72,7 +72,7 @@ class AbsenceView(BaseView):
         people = _assignee_choices()
         managed = managed_user_ids(user)
         return self.render_template(
-            "absences/index.html", absences=absences_of(user), user=user, errors=errors,
+            "absences/index.html", absences=absences_of(user, managed), user=user, errors=errors,
             values=request.form, choices=[item for item in people if item[0]],
             absent_choices=[item for item in people if item[0] and int(item[0]) in managed] if len(managed) > 1 else [],
             managed=managed, standing_in_for=standing_in_for, locale=locale_code(),

@@ -632,7 +632,7 @@ def basket_counts(user: UserContext, configuration: Configuration) -> list[tuple
     cached = getattr(g, "estafette_basket_counts", None) if has_request_context() else None
     if cached is not None:
         return cached
-    counts = cached_counts(user, configuration.version, _today(), lambda: compute_basket_counts(user, configuration))
+    counts = counts_for_user(user, configuration)
     if has_request_context():
         g.estafette_basket_counts = counts
     return counts

@@ -151,11 +151,8 @@ def history_labels(entries: list[HistoryEntry], locale: str) -> dict[str, str]:
             recorded.update(str(item) for item in step.get("users") or [])
     if not recorded:
         return {}
-    labels = {
-        code: f"{department.label(locale)} ({code})"
-        for department in db.session.execute(select(Department).where(Department.code.in_(sorted(recorded)))).scalars()
-        if (code := department.code)
-    }
+    departments = db.session.execute(select(Department).where(Department.code.in_(sorted(recorded)))).scalars()
+    labels = {department.code: f"{department.label(locale)} ({department.code})" for department in departments}
     people = db.session.execute(
         select(User.username, User.first_name, User.last_name).where(User.username.in_(sorted(recorded)))
     )
